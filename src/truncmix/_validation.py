@@ -1,0 +1,124 @@
+"""Hyper-parameter rules, declared once per estimator and checked at ``fit``.
+
+A small table of our own (no scikit-learn private API): each parameter maps to a
+list of rules, and the value must satisfy one of them.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A real or integral number in ``[low, high]`` (``None``: unbounded).
+
+    ``closed`` is one of "both", "left", "right", "neither".
+    """
+
+    kind: type
+    low: float | None
+    high: float | None
+    closed: str = "both"
+
+    def accepts(self, value):
+        if isinstance(value, bool):
+            return False
+        if self.kind is numbers.Integral and not isinstance(value, numbers.Integral):
+            return False
+        if not isinstance(value, numbers.Real) or not np.isfinite(value):
+            return False
+        lo_ok = self.low is None or (value >= self.low if self.closed in ("both", "left") else value > self.low)
+        hi_ok = self.high is None or (value <= self.high if self.closed in ("both", "right") else value < self.high)
+        return lo_ok and hi_ok
+
+    def __str__(self):
+        kind = "an int" if self.kind is numbers.Integral else "a float"
+        left = "[" if self.closed in ("both", "left") else "("
+        right = "]" if self.closed in ("both", "right") else ")"
+        lo = "-inf" if self.low is None else self.low
+        hi = "inf" if self.high is None else self.high
+        return f"{kind} in the range {left}{lo}, {hi}{right}"
+
+
+@dataclass(frozen=True)
+class Options:
+    """One of a fixed set of values (strings, or None)."""
+
+    values: tuple
+
+    def accepts(self, value):
+        return any(value is v or (isinstance(value, str) and value == v) for v in self.values)
+
+    def __str__(self):
+        return "one of " + ", ".join(repr(v) for v in self.values)
+
+
+class ArrayLike:
+    """An array (checked for shape at fit time)."""
+
+    def accepts(self, value):
+        return isinstance(value, (np.ndarray, list, tuple)) or hasattr(value, "__array__")
+
+    def __str__(self):
+        return "an array-like"
+
+
+class RandomStateLike:
+    """None, an int seed, or a numpy RandomState / Generator."""
+
+    def accepts(self, value):
+        return (
+            value is None
+            or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
+            or isinstance(value, (np.random.RandomState, np.random.Generator))
+        )
+
+    def __str__(self):
+        return "None, an int, or a numpy.random.RandomState"
+
+
+def check_params(estimator):
+    """Raise a ValueError naming the first parameter that breaks its rules."""
+    for name, rules in type(estimator)._parameter_constraints.items():
+        value = getattr(estimator, name)
+        if not any(rule.accepts(value) for rule in rules):
+            allowed = " or ".join(str(r) for r in rules)
+            raise ValueError(
+                f"The '{name}' parameter of {type(estimator).__name__} must be {allowed}. "
+                f"Got {value!r} instead."
+            )
+
+
+def check_sample_weight(sample_weight, n_samples):
+    """Sample weights as a float64 vector: finite, non-negative, not all zero."""
+    if sample_weight is None:
+        return np.ones(n_samples)
+    if isinstance(sample_weight, numbers.Number):
+        w = np.full(n_samples, float(sample_weight))
+    else:
+        try:
+            w = np.asarray(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"sample_weight must be numeric: {exc}") from None
+    if w.ndim != 1 or w.shape[0] != n_samples:
+        raise ValueError(
+            f"sample_weight.shape == {w.shape}, expected {(n_samples,)}: one weight per sample"
+        )
+    bad = ~np.isfinite(w)
+    if bad.any():
+        raise ValueError(
+            f"sample_weight holds {int(bad.sum())} non-finite value(s) (first at index "
+            f"{int(np.flatnonzero(bad)[0])}); weights must be finite"
+        )
+    if (w < 0).any():
+        raise ValueError(
+            f"sample_weight holds negative value(s) (first at index {int(np.flatnonzero(w < 0)[0])}); "
+            "weights must be >= 0"
+        )
+    if not w.sum() > 0:
+        raise ValueError("sample_weight sums to zero: at least one sample needs a positive weight")
+    return w

@@ -1,0 +1,67 @@
+"""Data held in memory as one NumPy array, read in chunks of rows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Chunk, rows_per_chunk
+
+
+class InMemory:
+    """Chunks of an in-memory array, each shifted by ``offset``.
+
+    Parameters
+    ----------
+    X : ndarray (N, D), float32 or float64
+    weights : ndarray (N,), float64
+    offset : ndarray (D,)
+        Subtracted from every chunk (the driver works in centred coordinates).
+    chunk_size : int or None
+        Rows per chunk; None chooses it from the working-memory budget.
+    """
+
+    def __init__(self, X, weights, offset, chunk_size=None):
+        self.X = X
+        self.weights = np.asarray(weights, dtype=np.float64)
+        # rounded to X's dtype, so the shift applied to chunks and to means agree
+        self.offset = np.asarray(offset, dtype=X.dtype).astype(np.float64)
+        self.chunk_size = chunk_size
+        self.state = None
+
+    @property
+    def n_samples(self):
+        return self.X.shape[0]
+
+    @property
+    def n_features(self):
+        return self.X.shape[1]
+
+    def allocate_state(self, shape):
+        """Per-point truncated sets, initialised to -1 (unknown); None for no state."""
+        self.state = None if shape is None else np.full(shape, -1, dtype=np.int32)
+
+    def chunks(self, n_components):
+        """Yield the data as :class:`Chunk` objects, in row order."""
+        step = rows_per_chunk(self.n_samples, self.n_features, n_components, self.chunk_size)
+        offset = self.offset.astype(self.X.dtype)
+        for start in range(0, self.n_samples, step):
+            stop = min(start + step, self.n_samples)
+            X = np.subtract(self.X[start:stop], offset, dtype=self.X.dtype)
+            K = None if self.state is None else self.state[start:stop]
+            yield Chunk(start, X, self.weights[start:stop], K)
+
+    def moments(self):
+        """Weighted mean and centred covariance of the data, in float64 (two passes)."""
+        W = self.weights.sum()
+        mean = np.zeros(self.n_features)
+        step = rows_per_chunk(self.n_samples, self.n_features, 1, self.chunk_size)
+        for start in range(0, self.n_samples, step):
+            sl = slice(start, start + step)
+            mean += self.weights[sl] @ np.asarray(self.X[sl], dtype=np.float64)
+        mean /= W
+        cov = np.zeros((self.n_features, self.n_features))
+        for start in range(0, self.n_samples, step):
+            sl = slice(start, start + step)
+            d = np.asarray(self.X[sl], dtype=np.float64) - mean
+            cov += (d * self.weights[sl, None]).T @ d
+        return mean, cov / W

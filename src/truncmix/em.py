@@ -1,0 +1,218 @@
+"""The EM driver: one loop for every model, E-step strategy and backend.
+
+Data flows one way: for each chunk the E-step strategy produces truncated
+posteriors, they become :class:`~truncmix.stats.SufficientStats`, the parts are
+summed, and the M-step turns the sum into new parameters.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .exceptions import (
+    DegenerateComponentWarning,
+    FitInterruptedWarning,
+    FreeEnergyDecreaseWarning,
+)
+from .history import IterationRecord
+from .mstep import m_step
+from .stats import from_posterior
+
+#: relative decrease of F tolerated as rounding
+MONOTONE_RTOL = 1e-10
+
+
+@dataclass(frozen=True)
+class EMConfig:
+    """Settings of one EM run.
+
+    Attributes
+    ----------
+    learned_weights : bool
+    floor : Floor
+    reg_covar : float
+    max_iter : int
+    tol : float
+        Stop when ``|F_t - F_{t-1}| / W < tol`` (change of the free energy per
+        unit sample weight; scale-free, since rescaling the data shifts every
+        log-density by the same constant).
+    outlier_capacity : int
+        Points remembered per E-step for re-seeding empty components.
+    """
+
+    learned_weights: bool
+    floor: object
+    reg_covar: float = 0.0
+    max_iter: int = 100
+    tol: float = 1e-3
+    outlier_capacity: int = 16
+
+
+def e_pass(backend, estep, mixture, *, update_state=True, outlier_capacity=0, on_chunk=None,
+           moments_of=None):
+    """One E-step over all chunks; returns the summed statistics.
+
+    Parameters
+    ----------
+    backend : InMemory (or another backend)
+    estep : EStep
+    mixture : Mixture
+    update_state : bool
+        Store the new truncated sets in the backend's per-point state.
+    outlier_capacity : int
+    on_chunk : callable or None
+        Called as ``on_chunk(chunk, result)`` (used to collect labels).
+    moments_of : Covariance or None
+        Gather the second moments this covariance needs instead of the
+        mixture's own (the first M-step ranks by distance but may fit any type).
+    """
+    C = mixture.n_components
+    cov = mixture.covariance if moments_of is None else moments_of
+    total = 0
+    for chunk in backend.chunks(C):
+        res = estep.update(chunk.X, mixture, chunk.K)
+        n_changed = -1
+        if chunk.K is not None and res.K is not None:
+            n_changed = int(np.any(chunk.K != res.K, axis=1).sum())
+            if update_state:
+                chunk.K[...] = res.K
+        total = total + from_posterior(
+            chunk.X, chunk.weights, res.K, res.q, res.lse, mixture.means, cov.moment, cov.shared,
+            n_evals=res.n_evals, n_changed=n_changed, offset=chunk.start,
+            outlier_capacity=outlier_capacity,
+        )
+        if on_chunk is not None:
+            on_chunk(chunk, res)
+    return total
+
+
+class EMRun:
+    """One run of truncated variational EM from a given starting mixture.
+
+    Iterate with :meth:`iterate` (a generator of :class:`IterationRecord`, one
+    per E+M iteration) or call :meth:`run`; then :meth:`finish` does the final
+    E-step so that the reported free energy and labels belong to the returned
+    parameters.
+
+    Parameters
+    ----------
+    backend, estep, mixture, config :
+        Where the data is, how K is searched, where to start, how to stop.
+    callback : callable or None
+        Called with each :class:`IterationRecord`; returning True stops the fit.
+    """
+
+    def __init__(self, backend, estep, mixture, config, callback=None):
+        self.backend = backend
+        self.estep = estep
+        self.mixture = mixture
+        self.config = config
+        self.callback = callback
+        self.history = []
+        self.converged = False
+        self.n_iter = 0
+        self.interrupted = False
+        backend.allocate_state(estep.state_shape(backend.n_samples, mixture.n_components))
+
+    def iterate(self):
+        """E-step, M-step, record; until converged or ``max_iter``."""
+        cfg = self.config
+        hard = self.estep.kept(self.mixture.n_components) == 1
+        previous = None
+        for it in range(1, cfg.max_iter + 1):
+            t0 = time.perf_counter()
+            stats = e_pass(self.backend, self.estep, self.mixture,
+                           outlier_capacity=cfg.outlier_capacity)
+            F, W = stats.free_energy, stats.weight
+            if not np.isfinite(F):
+                raise FloatingPointError(
+                    f"the free energy became {F} at iteration {it}; the data may hold "
+                    "values too large to square in float64"
+                )
+            delta = np.nan if previous is None else (F - previous) / W
+            if (previous is not None and cfg.reg_covar == 0
+                    and F < previous - MONOTONE_RTOL * abs(previous)):
+                warnings.warn(
+                    f"free energy decreased from {previous!r} to {F!r} at iteration {it}",
+                    FreeEnergyDecreaseWarning, stacklevel=3,
+                )
+            self.mixture, report = m_step(
+                stats, self.mixture, learned_weights=cfg.learned_weights,
+                floor=cfg.floor, reg_covar=cfg.reg_covar,
+            )
+            self._report_degenerate(report, it)
+            self.n_iter = it
+            record = IterationRecord(
+                iteration=it, free_energy=F, delta=delta, n_evals=stats.n_evals,
+                n_changed=stats.n_changed, n_empty=report.n_empty,
+                n_relocated=len(report.relocated), n_removed=len(report.removed),
+                n_floored=report.n_floored, n_alive=int(self.mixture.alive.sum()),
+                seconds=time.perf_counter() - t0,
+            )
+            self.history.append(record)
+            yield record
+            stop = self.callback(record) if self.callback is not None else False
+            # a hard E-step that changed no set is a fixed point: the M-step
+            # just reproduced the parameters
+            if (hard and stats.n_changed == 0 and report.n_empty == 0) or (
+                previous is not None and abs(F - previous) / W < cfg.tol
+            ):
+                self.converged = True
+                return
+            if stop:
+                return
+            previous = F
+
+    def run(self):
+        """Drain :meth:`iterate`; Ctrl-C keeps the parameters of the last M-step."""
+        try:
+            for _ in self.iterate():
+                pass
+        except KeyboardInterrupt:
+            self.interrupted = True
+            warnings.warn(
+                f"fit interrupted after {self.n_iter} iterations; keeping the parameters "
+                "of the last completed M-step",
+                FitInterruptedWarning, stacklevel=2,
+            )
+        return self
+
+    def finish(self, backend=None, mixture=None, on_chunk=None):
+        """Final E-step with the returned parameters; returns its statistics.
+
+        ``backend`` and ``mixture`` may give the same data and parameters in other
+        coordinates (the estimators score in the coordinates ``predict`` uses);
+        the per-point state is shared with the fitting backend.
+        """
+        mixture = self.mixture if mixture is None else mixture
+        if backend is None:
+            backend = self.backend
+        else:
+            backend.state = self.backend.state
+        stats = e_pass(backend, self.estep, mixture, on_chunk=on_chunk)
+        previous = self.history[-1].free_energy if self.history else np.nan
+        self.history.append(IterationRecord(
+            iteration=self.n_iter + 1, free_energy=stats.free_energy,
+            delta=(stats.free_energy - previous) / stats.weight, n_evals=stats.n_evals,
+            n_changed=stats.n_changed, n_alive=int(mixture.alive.sum()),
+        ))
+        return stats
+
+    @staticmethod
+    def _report_degenerate(report, it):
+        if report.relocated:
+            warnings.warn(
+                f"iteration {it}: component(s) {list(report.relocated)} received no points "
+                "and were re-seeded at the worst-explained points",
+                DegenerateComponentWarning, stacklevel=4,
+            )
+        if report.removed:
+            warnings.warn(
+                f"iteration {it}: component(s) {list(report.removed)} received no points "
+                "and were removed (weight set to zero)",
+                DegenerateComponentWarning, stacklevel=4,
+            )

@@ -1,0 +1,78 @@
+"""The protocol every E-step strategy follows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """The truncated posterior of one chunk.
+
+    Attributes
+    ----------
+    K : ndarray (n, C') int32, or None
+        Each point's truncated set, best component first; ``None`` when every
+        component is kept (exact EM), in which case ``q`` is dense.
+    q : ndarray (n, C') or (n, C), float64
+        Truncated posteriors (rows sum to one).
+    lse : ndarray (n,), float64
+        ``log sum_{c in K_n} exp l_n(c)``; its weighted sum is the free energy.
+    n_evals : int
+        Log-joint evaluations made.
+    """
+
+    K: np.ndarray | None
+    q: np.ndarray
+    lse: np.ndarray
+    n_evals: int
+
+    @property
+    def labels(self):
+        """The best component of each point."""
+        if self.K is None:
+            return np.argmax(self.q, axis=1)
+        return self.K[:, 0]
+
+
+class EStep:
+    """Base of the E-step strategies.
+
+    A strategy is stateless across chunks except through ``K``, the per-point
+    truncated sets that the backend stores beside the data.
+
+    Parameters
+    ----------
+    n_active : int or None
+        C', the number of components kept per point; ``None`` keeps all.
+    """
+
+    def __init__(self, n_active):
+        self.n_active = n_active
+
+    def kept(self, n_components):
+        """C' for a mixture of ``n_components`` components."""
+        return n_components if self.n_active is None else min(self.n_active, n_components)
+
+    def state_shape(self, n_samples, n_components):
+        """Shape of the per-point state, or None when none is needed."""
+        k = self.kept(n_components)
+        return None if k == n_components else (n_samples, k)
+
+    def update(self, X, mixture, K_prev):
+        """Run the E-step on one chunk.
+
+        Parameters
+        ----------
+        X : ndarray (n, D)
+        mixture : Mixture
+        K_prev : ndarray (n, C') or None
+            The previous truncated sets (read only).
+
+        Returns
+        -------
+        ChunkResult
+        """
+        raise NotImplementedError

@@ -1,0 +1,6 @@
+"""scikit-learn estimators."""
+
+from .gmm import TruncatedGaussianMixture
+from .kmeans import KMeans
+
+__all__ = ["KMeans", "TruncatedGaussianMixture"]

@@ -1,0 +1,276 @@
+"""What KMeans and TruncatedGaussianMixture share: fitting, scoring, sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .. import _validation as v
+from ..backends import InMemory
+from ..backends.base import rows_per_chunk
+from ..em import EMConfig, EMRun
+from ..estep import Exhaustive
+from ..exceptions import ConvergenceWarning
+from ..init import first_m_step, initial_means
+from ..model.covariance import COVARIANCE_TYPES, Floor
+from ..model.mixture import Mixture
+
+import warnings
+
+
+class TruncatedMixtureMixin:
+    """Fitting and the generative methods of a truncated-EM Gaussian mixture.
+
+    Subclasses say which model they are through :meth:`_model` and how fitted
+    parameters map to attributes through :meth:`_store` and
+    :meth:`_fitted_mixture`.
+    """
+
+    # ----------------------------------------------------------------- model
+    def _model(self):
+        """``(n_components, covariance_type, learned_weights, n_active)``."""
+        raise NotImplementedError
+
+    def _start(self, X, weights, backend, random_state, floor, data_cov):
+        """Initial mixture, in the backend's (shifted) coordinates."""
+        C, cov_type, learned, _ = self._model()
+        means = initial_means(X, weights, C, self._init_means_spec(), random_state)
+        self._check_init_means(means, X.shape[1])
+        return first_m_step(
+            backend, means - backend.offset, cov_type, data_cov,
+            learned_weights=learned, floor=floor, reg_covar=self._reg_covar(),
+        )
+
+    def _init_means_spec(self):
+        return self.init
+
+    def _reg_covar(self):
+        return 0.0
+
+    def _covariance_floor(self):
+        return 1e-6
+
+    @staticmethod
+    def _check_init_means(means, n_features):
+        if means.ndim != 2 or means.shape[1] != n_features:
+            raise ValueError(
+                f"initial means have shape {means.shape}; expected (n_components, {n_features})"
+            )
+        if not np.isfinite(means).all():
+            raise ValueError("initial means hold NaN or infinite values")
+
+    # ------------------------------------------------------------------- fit
+    def _validate_fit_input(self, X, sample_weight):
+        v.check_params(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=1)
+        C = self._model()[0]
+        if X.shape[0] < C:
+            raise ValueError(
+                f"n_samples={X.shape[0]} should be >= {self._count_name}={C}: "
+                f"a mixture cannot have more components than there are samples"
+            )
+        n_active = self._model()[3]
+        if n_active is not None and n_active > C:
+            raise ValueError(f"n_active={n_active} must be <= {self._count_name}={C}")
+        weights = v.check_sample_weight(sample_weight, X.shape[0])
+        return X, weights
+
+    def _fit(self, X, sample_weight):
+        X, weights = self._validate_fit_input(X, sample_weight)
+        C, cov_type, learned, n_active = self._model()
+        random_state = check_random_state(self.random_state)
+        backend = InMemory(X, weights, np.zeros(X.shape[1]), self.chunk_size)
+        mean, data_cov = backend.moments()
+        backend = InMemory(X, weights, mean, self.chunk_size)
+        floor = Floor.from_variances(np.diag(data_cov), self._covariance_floor())
+        config = EMConfig(
+            learned_weights=learned, floor=floor, reg_covar=self._reg_covar(),
+            max_iter=self.max_iter, tol=self.tol, outlier_capacity=min(C, 64),
+        )
+        estep = Exhaustive(n_active)
+        best = None
+        for _ in range(self.n_init):
+            start = self._start(X, weights, backend, random_state, floor, data_cov)
+            run = EMRun(backend, estep, start, config, callback=self._progress).run()
+            final = self._final_pass(run, X, weights, backend.offset, estep)
+            if best is None or final[1].free_energy > best[1][1].free_energy:
+                best = (run, final)
+            if run.interrupted:
+                break
+        run, (mixture, stats, labels) = best
+        if not run.converged and not run.interrupted:
+            warnings.warn(
+                f"{type(self).__name__} did not converge in max_iter={self.max_iter} "
+                f"iterations (tol={self.tol}); raise max_iter or tol",
+                ConvergenceWarning, stacklevel=3,
+            )
+        self.converged_ = bool(run.converged)
+        self.n_iter_ = int(run.n_iter)
+        self.history_ = list(run.history)
+        self.free_energy_history_ = np.array([r.free_energy for r in run.history]) / stats.weight
+        self.lower_bound_ = stats.free_energy / stats.weight
+        self._store(mixture, stats, labels, floor)
+        return labels
+
+    def _final_pass(self, run, X, weights, offset, estep):
+        """E-step with the returned parameters, through the same path as ``predict``.
+
+        Returns ``(mixture in data coordinates, stats, labels)``.
+        """
+        mixture = run.mixture.shifted(-offset)
+        shift = self._offset_of(mixture, X.dtype)
+        labels = np.empty(X.shape[0], dtype=np.int64)
+
+        def collect(chunk, res):
+            labels[chunk.start : chunk.start + chunk.X.shape[0]] = res.labels
+
+        backend = InMemory(X, weights, shift, self.chunk_size)
+        stats = run.finish(backend=backend, mixture=mixture.shifted(shift), on_chunk=collect)
+        return mixture, stats, labels
+
+    def _progress(self, record):
+        if self.verbose:
+            print(
+                f"Iteration {record.iteration}: free energy {record.free_energy:.6g}, "
+                f"change per sample {record.delta:.3g}, {record.seconds:.3f} s"
+            )
+        return False
+
+    # ------------------------------------------------------- fitted mixture
+    @staticmethod
+    def _offset_of(mixture, dtype):
+        """The shift used for scoring: the weighted mean of the means, rounded to dtype."""
+        w = mixture.weights
+        centre = (w @ mixture.means) / w.sum()
+        return np.asarray(centre, dtype=dtype).astype(np.float64)
+
+    def _chunks(self, X):
+        """Validated X, and its chunks in centred coordinates with the fitted mixture."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        mixture = self._fitted_mixture()
+        shift = self._offset_of(mixture, X.dtype)
+        backend = InMemory(X, np.ones(X.shape[0]), shift, self.chunk_size)
+        return X, mixture.shifted(shift), backend.chunks(mixture.n_components)
+
+    def _map_rows(self, X, fn, out_shape, dtype=np.float64):
+        """Apply ``fn(chunk X, mixture)`` chunk by chunk into one output array."""
+        X, mixture, chunks = self._chunks(X)
+        out = np.empty((X.shape[0], *out_shape(mixture)), dtype=dtype)
+        for chunk in chunks:
+            out[chunk.start : chunk.start + chunk.X.shape[0]] = fn(chunk.X, mixture)
+        return out
+
+    # ------------------------------------------------------------ inference
+    def predict(self, X):
+        """Most probable component of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int64
+        """
+        return self._map_rows(
+            X, lambda x, m: np.argmax(m.log_joint(x), axis=1), lambda m: (), dtype=np.int64
+        )
+
+    def predict_proba(self, X):
+        """Exact posterior ``p(c | x)`` over all components.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+        """
+
+        def proba(x, m):
+            lj = m.log_joint(x)
+            return np.exp(lj - logsumexp(lj, axis=1, keepdims=True))
+
+        return self._map_rows(X, proba, lambda m: (m.n_components,))
+
+    def score_samples(self, X):
+        """Exact log-density ``log p(x)`` of each sample under the fitted mixture.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self._map_rows(X, lambda x, m: logsumexp(m.log_joint(x), axis=1), lambda m: ())
+
+    def score(self, X, y=None, sample_weight=None):
+        """Mean (weighted) log-likelihood of ``X`` under the fitted mixture.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+        """
+        ll = self.score_samples(X)
+        w = v.check_sample_weight(sample_weight, ll.shape[0])
+        return float(w @ ll / w.sum())
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted mixture.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        labels : ndarray of shape (n_samples,)
+            The component each sample was drawn from.
+        """
+        check_is_fitted(self)
+        if not (isinstance(n_samples, (int, np.integer)) and n_samples >= 1):
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}")
+        rng = np.random.default_rng(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
+        return self._fitted_mixture().sample(int(n_samples), rng)
+
+    def _n_parameters(self):
+        learned = self._model()[2]
+        return self._fitted_mixture().n_parameters(learned)
+
+    def bic(self, X):
+        """Bayesian information criterion: ``-2 log L + p log n`` (lower is better)."""
+        X = np.asarray(X) if not hasattr(X, "shape") else X
+        return -2.0 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
+
+    def aic(self, X):
+        """Akaike information criterion: ``-2 log L + 2 p`` (lower is better)."""
+        X = np.asarray(X) if not hasattr(X, "shape") else X
+        return -2.0 * self.score(X) * X.shape[0] + 2.0 * self._n_parameters()
+
+
+def mixture_from_attributes(means, weights, covariance_type, covariances):
+    """Rebuild a :class:`Mixture` from scikit-learn-style fitted attributes."""
+    means = np.asarray(means, dtype=np.float64)
+    C, D = means.shape
+    cov = COVARIANCE_TYPES[covariance_type].from_covariances(covariances, C, D)
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(np.asarray(weights, dtype=np.float64))
+    return Mixture(means, log_weights, cov)
+
+
+__all__ = ["TruncatedMixtureMixin", "mixture_from_attributes", "rows_per_chunk"]

@@ -1,0 +1,228 @@
+"""Sufficient statistics of one E-step, closed under ``+``.
+
+Every chunk of data produces a :class:`SufficientStats`; the statistics of the
+whole data set are their sum, in whatever order or grouping (threads, files,
+Dask blocks). The M-step needs nothing else: not the data, not the chunking.
+
+All sums are float64. Moments are taken about *anchors* (the means the E-step
+used), so that the M-step's ``second - first first^T / N`` subtracts numbers of
+the size of the clusters' spread, not of their distance from the origin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._constants import MOMENT_MATRIX, MOMENT_SCALAR, MOMENT_VECTOR
+
+
+@dataclass(frozen=True)
+class Outliers:
+    """The points with the lowest free-energy contribution seen so far.
+
+    Kept so that an emptied component can be re-seeded at a point the model
+    explains worst, without a second pass over the data. Merging keeps the
+    ``capacity`` lowest scores; ties go to the smaller global row index, so the
+    result does not depend on the chunking.
+    """
+
+    scores: np.ndarray  # (m,) per-point log sum_{c in K_n} exp l_n(c)
+    rows: np.ndarray  # (m,) global row indices
+    points: np.ndarray  # (m, D) the points, in the driver's (shifted) coordinates
+    capacity: int
+
+    @classmethod
+    def select(cls, scores, rows, points, capacity):
+        """Keep the ``capacity`` lowest scores (ties: smaller row)."""
+        order = np.lexsort((rows, scores))[:capacity]
+        return cls(scores[order], rows[order], np.asarray(points[order], dtype=np.float64), capacity)
+
+    @classmethod
+    def from_chunk(cls, lse, weights, X, offset, capacity):
+        """The worst points of one chunk (zero-weight points are never chosen)."""
+        valid = np.flatnonzero(weights > 0)
+        if capacity <= 0 or valid.size == 0:
+            return cls(np.empty(0), np.empty(0, np.int64), np.empty((0, X.shape[1])), capacity)
+        if valid.size > capacity:
+            part = np.argpartition(lse[valid], capacity - 1)[:capacity]
+            # keep every point tied with the largest kept score, so the final
+            # choice is made by the global (score, row) order
+            cut = lse[valid][part].max()
+            valid = valid[lse[valid] <= cut]
+        return cls.select(lse[valid], valid.astype(np.int64) + offset, X[valid], capacity)
+
+    def __add__(self, other):
+        return Outliers.select(
+            np.concatenate([self.scores, other.scores]),
+            np.concatenate([self.rows, other.rows]),
+            np.concatenate([self.points, other.points]),
+            max(self.capacity, other.capacity),
+        )
+
+
+@dataclass(frozen=True)
+class SufficientStats:
+    """What one E-step over some data contributes to the M-step.
+
+    Attributes
+    ----------
+    resp : ndarray (C,)
+        ``N_c = sum_n w_n q_n(c)``.
+    first : ndarray (C, D)
+        ``sum_n w_n q_n(c) (x_n - a_c)``, about the anchors ``a``.
+    second : ndarray
+        The second moment of ``x_n - a_c`` in the form the covariance type needs:
+        (C,) squared norms, (C, D) squares, (C, D, D) outer products, or (D, D)
+        outer products summed over components (tied).
+    anchors : ndarray (C, D)
+        The means the moments are taken about (identical in every part).
+    free_energy : float
+        ``sum_n w_n log sum_{c in K_n} exp l_n(c)``.
+    weight : float
+        ``sum_n w_n``.
+    n_samples : int
+    n_evals : int
+        Number of log-joint evaluations the E-step made.
+    n_changed : int
+        Points whose truncated set changed since the previous E-step.
+    outliers : Outliers
+    """
+
+    resp: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+    anchors: np.ndarray
+    free_energy: float
+    weight: float
+    n_samples: int
+    n_evals: int
+    n_changed: int
+    outliers: Outliers = field(repr=False)
+
+    def __add__(self, other):
+        if not isinstance(other, SufficientStats):
+            return NotImplemented
+        return SufficientStats(
+            resp=self.resp + other.resp,
+            first=self.first + other.first,
+            second=self.second + other.second,
+            anchors=self.anchors,
+            free_energy=self.free_energy + other.free_energy,
+            weight=self.weight + other.weight,
+            n_samples=self.n_samples + other.n_samples,
+            n_evals=self.n_evals + other.n_evals,
+            n_changed=self.n_changed + other.n_changed,
+            outliers=self.outliers + other.outliers,
+        )
+
+    def __radd__(self, other):
+        # lets sum() start from 0
+        if other == 0:
+            return self
+        return NotImplemented
+
+
+def accumulate_dense(X, weights, q, anchors, moment, shared):
+    """Statistics for dense posteriors (every point over every component).
+
+    Matrix products instead of a scatter: used when C' = C (exact EM).
+
+    Parameters
+    ----------
+    X : ndarray (n, D), float32 or float64
+    weights : ndarray (n,)
+    q : ndarray (n, C), rows sum to one
+    anchors : ndarray (C, D)
+    moment : int
+    shared : bool
+
+    Returns
+    -------
+    resp, first, second : float64 ndarrays, as in :class:`SufficientStats`.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    r = q * weights[:, None]
+    resp = r.sum(axis=0)
+    rx = r.T @ X  # (C, D): sum r x
+    first = rx - resp[:, None] * anchors
+    if moment == MOMENT_SCALAR:
+        x_sq = np.einsum("ij,ij->i", X, X)
+        a_sq = np.einsum("cd,cd->c", anchors, anchors)
+        second = r.T @ x_sq - 2.0 * np.einsum("cd,cd->c", anchors, rx) + resp * a_sq
+    elif moment == MOMENT_VECTOR:
+        second = r.T @ (X * X) - 2.0 * anchors * rx + resp[:, None] * anchors**2
+    elif shared:
+        # sum_c sum_n r_nc (x - a_c)(x - a_c)^T
+        second = (X * r.sum(axis=1)[:, None]).T @ X
+        cross = anchors.T @ rx  # sum_c a_c (sum_n r x)^T
+        second -= cross + cross.T
+        second += (anchors * resp[:, None]).T @ anchors
+    else:
+        C, D = anchors.shape
+        second = np.empty((C, D, D))
+        for c in range(C):
+            diff = X - anchors[c]
+            second[c] = (diff * r[:, c : c + 1]).T @ diff
+    return resp, first, second
+
+
+def empty_second(moment, shared, n_components, n_features):
+    """A zero second moment of the right shape."""
+    C, D = n_components, n_features
+    if moment == MOMENT_SCALAR:
+        return np.zeros(C)
+    if moment == MOMENT_VECTOR:
+        return np.zeros((C, D))
+    return np.zeros((D, D)) if shared else np.zeros((C, D, D))
+
+
+__all__ = ["SufficientStats", "Outliers", "accumulate_dense", "empty_second", "from_posterior"]
+
+
+def from_posterior(X, weights, K, q, lse, anchors, moment, shared, *, n_evals, n_changed,
+                   offset, outlier_capacity):
+    """Statistics of one chunk from its truncated posteriors.
+
+    Parameters
+    ----------
+    X : ndarray (n, D)
+        The chunk, in the driver's coordinates.
+    weights : ndarray (n,)
+    K : ndarray (n, C') int32, or None
+        Truncated sets; ``None`` means every component (``q`` is then (n, C)).
+    q : ndarray (n, C') or (n, C)
+    lse : ndarray (n,)
+        Per-point ``log sum_{c in K_n} exp l_n(c)``.
+    anchors : ndarray (C, D)
+    moment, shared :
+        The covariance type's needs (see :mod:`truncmix._constants`).
+    n_evals, n_changed : int
+    offset : int
+        Global index of the chunk's first row.
+    outlier_capacity : int
+        How many worst-explained points to remember for re-seeding.
+
+    Returns
+    -------
+    SufficientStats
+    """
+    if K is None:
+        resp, first, second = accumulate_dense(X, weights, q, anchors, moment, shared)
+    else:
+        from .kernels.accumulate import accumulate
+
+        resp, first, second = accumulate(X, weights, K, q, anchors, moment, shared, anchors.shape[0])
+    return SufficientStats(
+        resp=resp,
+        first=first,
+        second=second,
+        anchors=anchors,
+        free_energy=float(weights @ lse),
+        weight=float(weights.sum()),
+        n_samples=X.shape[0],
+        n_evals=int(n_evals),
+        n_changed=int(n_changed),
+        outliers=Outliers.from_chunk(lse, weights, X, offset, outlier_capacity),
+    )
