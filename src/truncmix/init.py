@@ -35,8 +35,12 @@ def initial_means(X, weights, n_components, init, random_state):
     if isinstance(init, str) and init == "k-means++":
         from sklearn.cluster import kmeans_plusplus
 
+        # Seeding draws points by inverse-CDF sampling over the rows; in a
+        # canonical row order the draws do not depend on how the rows are
+        # shuffled, and a row of weight k is drawn exactly as k repeated rows.
+        order = canonical_order(X)
         centres, _ = kmeans_plusplus(
-            X, n_components, sample_weight=weights, random_state=random_state
+            X[order], n_components, sample_weight=weights[order], random_state=random_state
         )
         return np.asarray(centres, dtype=np.float64)
     if isinstance(init, str) and init == "random":
@@ -44,6 +48,16 @@ def initial_means(X, weights, n_components, init, random_state):
         rows = random_state.choice(X.shape[0], size=n_components, replace=False, p=p)
         return np.asarray(X[np.sort(rows)], dtype=np.float64)
     return np.array(init, dtype=np.float64)
+
+
+def canonical_order(X):
+    """A row order that depends only on the rows' values (equal rows adjacent).
+
+    Rows are sorted by a fixed random projection; distinct rows tie only on a
+    set of measure zero.
+    """
+    direction = np.random.default_rng(20261123).standard_normal(X.shape[1])
+    return np.argsort(X @ direction, kind="stable")
 
 
 def data_covariance(name, n_components, cov, floor):

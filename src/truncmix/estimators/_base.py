@@ -71,9 +71,6 @@ class TruncatedMixtureMixin:
                 f"n_samples={X.shape[0]} should be >= {self._count_name}={C}: "
                 f"a mixture cannot have more components than there are samples"
             )
-        n_active = self._model()[3]
-        if n_active is not None and n_active > C:
-            raise ValueError(f"n_active={n_active} must be <= {self._count_name}={C}")
         weights = v.check_sample_weight(sample_weight, X.shape[0])
         return X, weights
 

@@ -27,7 +27,8 @@ class TruncatedGaussianMixture(TruncatedMixtureMixin, DensityMixin, BaseEstimato
     ----------
     n_components : int, default=1
     n_active : int or None, default=None
-        C', components kept per point; None keeps all (exact EM).
+        C', components kept per point; None keeps all (exact EM). Values above
+        ``n_components`` act as ``n_components``.
     covariance_type : {"isotropic", "spherical", "diag", "tied", "full"}, default="diag"
         "isotropic" is one variance shared by all components (the k-means model);
         "spherical" one variance per component; "diag" a diagonal covariance per
