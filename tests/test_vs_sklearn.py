@@ -200,7 +200,7 @@ def _gmm_case(name, covariance_type):
     X, C = GMM_DATA[name]()
     X = np.ascontiguousarray(X, dtype=np.float64)
     D = X.shape[1]
-    rng = np.random.default_rng(abs(hash((name, covariance_type))) % 2**32)
+    rng = np.random.default_rng([sorted(GMM_DATA).index(name), GMM_TYPES.index(covariance_type)])
     means, _ = kmeans_plusplus(X, C, random_state=1)
     weights = rng.dirichlet(np.full(C, 5.0))
     var = X.var(axis=0).mean()
@@ -285,3 +285,19 @@ def test_gmm_means_init_only_converges_like_sklearn(covariance_type):
     order = np.argsort(tm.means_[:, 0])
     assert_allclose(tm.means_[order], sk.means_[np.argsort(sk.means_[:, 0])], rtol=1e-3,
                     atol=1e-3)
+
+
+@_apply(ignore_convergence)
+@pytest.mark.parametrize("covariance_type", GMM_TYPES)
+def test_gmm_fit_predict_consistent(covariance_type):
+    X, C, w0, m0, p0 = _gmm_case("blobs-3d", covariance_type)
+    kw = dict(covariance_type=covariance_type, means_init=m0, weights_init=w0,
+              precisions_init=p0, reg_covar=1e-6, covariance_floor=0, max_iter=5, tol=0)
+    labels = truncmix.TruncatedGaussianMixture(C, **kw).fit_predict(X)
+    tm = truncmix.TruncatedGaussianMixture(C, **kw).fit(X)
+    assert_array_equal(labels, tm.predict(X))
+    assert_array_equal(labels, np.argmax(tm.predict_proba(X), axis=1))
+    sk = GaussianMixture(C, covariance_type=covariance_type, weights_init=w0, means_init=m0,
+                         precisions_init=p0, reg_covar=1e-6, max_iter=5, tol=0,
+                         init_params="random_from_data", random_state=0)
+    assert_array_equal(labels, sk.fit_predict(X))
