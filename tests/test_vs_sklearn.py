@@ -22,17 +22,24 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.cluster import KMeans as SkKMeans
 from sklearn.cluster import kmeans_plusplus
 from sklearn.datasets import make_blobs
-from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning  # noqa: F401
 from sklearn.metrics import pairwise_distances_argmin
 from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
 
 import truncmix
-from truncmix.exceptions import ConvergenceWarning  # noqa: F401
 
 ignore_convergence = [
     pytest.mark.filterwarnings("ignore::truncmix.exceptions.ConvergenceWarning"),
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
 ]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # small problems: threads only add overhead (and OpenMP spin-waits badly
+    # when the machine is busy)
+    with threadpool_limits(limits=1):
+        yield
 
 
 def _apply(marks):
