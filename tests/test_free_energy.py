@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_limits
 
 from truncmix import KMeans, TruncatedGaussianMixture
 from truncmix.backends import InMemory
@@ -21,7 +22,7 @@ from truncmix.mstep import m_step
 pytestmark = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning",
     # emptied components are re-seeded / removed with a warning; that is legal
-    "ignore:.*received no points.*:UserWarning",
+    "ignore::truncmix.exceptions.DegenerateComponentWarning",
 )
 
 COVARIANCE_TYPES = ["isotropic", "spherical", "diag", "tied", "full"]
@@ -30,6 +31,16 @@ N_ACTIVE = [1, 2, 3, None]
 
 #: rounding allowed in a step of the free energy (ALGORITHMS.md 3.5)
 MONOTONE_RTOL = 1e-10
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """The matrices here are tiny: extra BLAS threads only add synchronisation,
+    which on a 2-core machine made small fits 10-100x slower (and the file's
+    run time erratic). Results do not depend on the thread count."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
 
 SETTINGS = dict(
     deadline=None,
@@ -76,11 +87,19 @@ def problems(draw, min_components=2, weighted=False):
 
 
 def assert_monotone(h):
+    """``F_{t+1} >= F_t - 1e-10 |F_t|`` (ALGORITHMS.md 3.5), ``h`` per unit weight.
+
+    The scale is floored at 1 nat per unit weight: F is a sum of per-point
+    log-densities of either sign, so its total can cancel to nearly zero while
+    each term, and so the rounding, stays O(1). (Seen with full covariances
+    clipped at the floor, condition number ~1e7, F/W ~ -0.02: the *exact* F at
+    the float64 parameters moved by -7e-12 per unit weight, pure rounding.)
+    """
     h = np.asarray(h, dtype=np.float64)
     assert h.ndim == 1 and h.size >= 2, h
     assert np.isfinite(h).all(), h
     steps = np.diff(h)
-    bad = steps < -MONOTONE_RTOL * np.abs(h[:-1])
+    bad = steps < -MONOTONE_RTOL * np.maximum(np.abs(h[:-1]), 1.0)
     assert not bad.any(), (
         f"free energy decreased at step(s) {np.flatnonzero(bad)}: "
         f"{steps[bad]} (history {h})"
@@ -106,7 +125,7 @@ GRID = [
 
 # -------------------------------------------------------------- monotonicity
 @pytest.mark.parametrize("cov, weights, n_active", GRID)
-@settings(max_examples=6, **SETTINGS)
+@settings(max_examples=25, **SETTINGS)
 @given(data=st.data())
 def test_gmm_free_energy_never_decreases(cov, weights, n_active, data):
     X, _, C, seed = data.draw(problems(min_components=n_active or 2))
@@ -116,7 +135,7 @@ def test_gmm_free_energy_never_decreases(cov, weights, n_active, data):
 
 
 @pytest.mark.parametrize("cov, weights, n_active", GRID)
-@settings(max_examples=3, **SETTINGS)
+@settings(max_examples=10, **SETTINGS)
 @given(data=st.data())
 def test_gmm_free_energy_never_decreases_weighted(cov, weights, n_active, data):
     X, w, C, seed = data.draw(problems(min_components=n_active or 2, weighted=True))
@@ -124,7 +143,7 @@ def test_gmm_free_energy_never_decreases_weighted(cov, weights, n_active, data):
     assert_monotone(est.free_energy_history_)
 
 
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=80, **SETTINGS)
 @given(problem=problems(), weighted=st.booleans())
 def test_kmeans_free_energy_never_decreases(problem, weighted):
     X, _, C, seed = problem
@@ -150,7 +169,7 @@ def _check_bound(est, X, w, C, n_active):
 
 
 @pytest.mark.parametrize("cov, weights, n_active", GRID)
-@settings(max_examples=3, **SETTINGS)
+@settings(max_examples=10, **SETTINGS)
 @given(data=st.data())
 def test_gmm_truncated_free_energy_bounds_log_likelihood(cov, weights, n_active, data):
     weighted = data.draw(st.booleans())
@@ -159,7 +178,7 @@ def test_gmm_truncated_free_energy_bounds_log_likelihood(cov, weights, n_active,
     _check_bound(est, X, w, C, n_active)
 
 
-@settings(max_examples=25, **SETTINGS)
+@settings(max_examples=50, **SETTINGS)
 @given(problem=problems(), weighted=st.booleans())
 def test_kmeans_free_energy_bounds_log_likelihood(problem, weighted):
     X, _, C, seed = problem
@@ -169,7 +188,7 @@ def test_kmeans_free_energy_bounds_log_likelihood(problem, weighted):
 
 
 # ------------------------------------------------------- k-means identities
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=60, **SETTINGS)
 @given(problem=problems())
 def test_kmeans_lower_bound_is_closed_form_in_sigma2(problem):
     """ALGORITHMS.md 3.6: F/W = -log C - (D/2) log(2 pi e sigma^2), sigma^2 = Q/(N D)."""
@@ -184,7 +203,7 @@ def test_kmeans_lower_bound_is_closed_form_in_sigma2(problem):
     np.testing.assert_allclose(est.lower_bound_, expected, rtol=1e-12)
 
 
-@settings(max_examples=30, **SETTINGS)
+@settings(max_examples=60, **SETTINGS)
 @given(problem=problems(), weighted=st.booleans(), data=st.data())
 def test_free_energy_after_one_m_step_is_closed_form_in_Q(problem, weighted, data):
     """ALGORITHMS.md 7.1: after an M-step from hard assignments,
@@ -200,9 +219,12 @@ def test_free_energy_after_one_m_step_is_closed_form_in_Q(problem, weighted, dat
     scale = X.std(axis=0).mean() + 1e-300
     centres = X[rows] + 1e-3 * scale * rng.normal(size=(C, D))
     sigma2_old = data.draw(st.floats(1e-2, 1e2)) * scale**2
-    mixture = Mixture.with_equal_weights(centres, Isotropic(sigma2_old, C, D))
+    # the driver works in centred coordinates (ALGORITHMS.md 6); do the same
+    offset = (w @ X) / W
+    Xc = X - offset
+    mixture = Mixture.with_equal_weights(centres - offset, Isotropic(sigma2_old, C, D))
 
-    backend = InMemory(X, w, np.zeros(D), chunk_size=data.draw(st.sampled_from([None, 7])))
+    backend = InMemory(X, w, offset, chunk_size=data.draw(st.sampled_from([None, 7])))
     backend.allocate_state((N, 1))
     stats = e_pass(backend, Exhaustive(1), mixture)
     K = backend.state.copy()
@@ -225,13 +247,13 @@ def test_free_energy_after_one_m_step_is_closed_form_in_Q(problem, weighted, dat
     mass = np.bincount(a, weights=w, minlength=C)
     centroids = np.stack([np.bincount(a, weights=w * X[:, d], minlength=C) for d in range(D)], 1)
     centroids /= mass[:, None]
-    np.testing.assert_allclose(new.means, centroids, rtol=1e-10, atol=1e-10 * scale)
+    np.testing.assert_allclose(new.means + offset, centroids, rtol=1e-10, atol=1e-10 * scale)
 
-    Q = float(w @ ((X - new.means[a]) ** 2).sum(axis=1))
+    Q = float(w @ ((X - centroids[a]) ** 2).sum(axis=1))
     assume(Q / (W * D) > floor.scalar)  # the floor did not bind
     np.testing.assert_allclose(new.covariance.variance, Q / (W * D), rtol=1e-10)
 
-    F = float(w @ new.log_joint_at(X, K)[:, 0])
+    F = float(w @ new.log_joint_at(Xc, K)[:, 0])
     expected = -W * np.log(C) - 0.5 * W * D * np.log(2 * np.pi * np.e * Q / (W * D))
     np.testing.assert_allclose(F, expected, rtol=1e-10)
     # and this F is at least the E-step's F with the old parameters (3.5, step 2)
@@ -261,7 +283,7 @@ def lloyd(X, centres, n_steps):
 
 
 @pytest.mark.parametrize("n_steps", [1, 2, 3, 4, 5])
-@settings(max_examples=12, **SETTINGS)
+@settings(max_examples=25, **SETTINGS)
 @given(problem=problems())
 def test_kmeans_is_lloyd_at_every_iteration(n_steps, problem):
     X, _, C, seed = problem
