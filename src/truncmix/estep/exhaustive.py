@@ -9,17 +9,47 @@ from .base import ChunkResult, EStep
 
 
 class Exhaustive(EStep):
-    """Score all C components through BLAS and keep each point's best C'.
+    """Score all C components and keep each point's best C'.
 
     With ``n_active=None`` (or C) this is the exact E-step of EM and the free
     energy is the log-likelihood; with ``n_active=1`` and an isotropic,
     equal-weight mixture it is Lloyd's assignment step.
+
+    For every covariance type but "full" the scores come from the fused kernel
+    (:func:`truncmix.kernels.topk.fused_estep_into`): one matrix product per
+    tile of rows, selection while the tile is in cache. "full" needs a product
+    per component and goes through :meth:`Mixture.log_joint`.
     """
 
     def update(self, X, mixture, K_prev):
-        log_joint = mixture.log_joint(X)
-        n, C = log_joint.shape
+        n, C = X.shape[0], mixture.n_components
         k = self.kept(C)
+        form = mixture.covariance.linear_form(mixture.means, mixture.log_weights)
+        if form is None:
+            return self._from_log_joint(mixture.log_joint(X), k)
+        from threadpoolctl import threadpool_limits
+
+        from ..kernels.topk import fused_estep_into, tile_rows
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            if form.transform is not None:
+                X = np.ascontiguousarray(X @ form.transform.astype(X.dtype, copy=False))
+        dense = k == C
+        K = np.empty((1, 1) if dense else (n, k), np.int32)
+        q = np.empty((n, C) if dense else (n, k))
+        lse = np.empty(n)
+        B = np.ascontiguousarray(form.B, dtype=X.dtype)
+        # tiles run in parallel threads, each with a single-threaded product
+        with threadpool_limits(limits=1, user_api="blas"):
+            fused_estep_into(
+                np.ascontiguousarray(X), B, form.bias, form.row_coef, form.cap, form.squares,
+                k, tile_rows(C), K, q, lse,
+            )
+        return ChunkResult(None if dense else K, q, lse, n * C)
+
+    @staticmethod
+    def _from_log_joint(log_joint, k):
+        n, C = log_joint.shape
         if k == C:
             lse = logsumexp(log_joint, axis=1)
             q = np.exp(log_joint - lse[:, None])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -172,8 +171,10 @@ class TruncatedMixtureMixin:
         -------
         labels : ndarray of shape (n_samples,), int64
         """
+        # the same E-step as the fit's final pass, so fit_predict == fit().predict
+        hard = Exhaustive(1)
         return self._map_rows(
-            X, lambda x, m: np.argmax(m.log_joint(x), axis=1), lambda m: (), dtype=np.int64
+            X, lambda x, m: hard.update(x, m, None).labels, lambda m: (), dtype=np.int64
         )
 
     def predict_proba(self, X):
@@ -187,12 +188,8 @@ class TruncatedMixtureMixin:
         -------
         ndarray of shape (n_samples, n_components)
         """
-
-        def proba(x, m):
-            lj = m.log_joint(x)
-            return np.exp(lj - logsumexp(lj, axis=1, keepdims=True))
-
-        return self._map_rows(X, proba, lambda m: (m.n_components,))
+        exact = Exhaustive(None)
+        return self._map_rows(X, lambda x, m: exact.update(x, m, None).q, lambda m: (m.n_components,))
 
     def score_samples(self, X):
         """Exact log-density ``log p(x)`` of each sample under the fitted mixture.
@@ -205,7 +202,8 @@ class TruncatedMixtureMixin:
         -------
         ndarray of shape (n_samples,)
         """
-        return self._map_rows(X, lambda x, m: logsumexp(m.log_joint(x), axis=1), lambda m: ())
+        exact = Exhaustive(None)
+        return self._map_rows(X, lambda x, m: exact.update(x, m, None).lse, lambda m: ())
 
     def score(self, X, y=None, sample_weight=None):
         """Mean (weighted) log-likelihood of ``X`` under the fitted mixture.

@@ -1,9 +1,76 @@
-"""Top-C' selection with a log-sum-exp normalisation, row by row (numba)."""
+"""Top-C' selection with a log-sum-exp normalisation (numba).
+
+Two entry points share one row routine:
+
+- :func:`top_k_softmax_into` selects from log-joints already computed (any
+  covariance type);
+- :func:`fused_estep_into` computes the log-joints itself, tile by tile: one small
+  matrix product per tile of rows (single-threaded BLAS, tiles in parallel),
+  then the selection while the tile is still in cache. No n x C array is
+  written to memory unless every component is kept (exact EM), where the
+  posteriors are the output.
+"""
 
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
+
+
+@nb.njit(inline="always")
+def _select_row(row, k, K_out, q_out):  # pragma: no cover - compiled
+    """Keep the k largest of ``row``; write indices and softmax; return the lse.
+
+    Ties keep the smaller index first; the output is ordered best first.
+    """
+    C = row.shape[0]
+    vals = np.empty(k)
+    idx = np.empty(k, np.int32)
+    filled = 0
+    for c in range(C):
+        v = row[c]
+        if filled < k:
+            pos = filled
+            filled += 1
+        elif v > vals[k - 1]:
+            pos = k - 1
+        else:
+            continue
+        # insertion: move strictly smaller values down; equal values stay ahead
+        while pos > 0 and vals[pos - 1] < v:
+            vals[pos] = vals[pos - 1]
+            idx[pos] = idx[pos - 1]
+            pos -= 1
+        vals[pos] = v
+        idx[pos] = c
+    top = vals[0]
+    total = 0.0
+    for j in range(k):
+        e = np.exp(vals[j] - top) if vals[j] > -np.inf else 0.0
+        q_out[j] = e
+        total += e
+    for j in range(k):
+        q_out[j] /= total
+        K_out[j] = idx[j]
+    return top + np.log(total)
+
+
+@nb.njit(inline="always")
+def _softmax_row(row):  # pragma: no cover - compiled
+    """Normalise ``row`` in place to exp(row - lse); return the lse."""
+    C = row.shape[0]
+    top = -np.inf
+    for c in range(C):
+        if row[c] > top:
+            top = row[c]
+    total = 0.0
+    for c in range(C):
+        e = np.exp(row[c] - top) if row[c] > -np.inf else 0.0
+        row[c] = e
+        total += e
+    for c in range(C):
+        row[c] /= total
+    return top + np.log(total)
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
@@ -15,39 +82,9 @@ def top_k_softmax_into(log_joint, k, K, q, lse):  # pragma: no cover - compiled
          q (n, k) float64, the softmax over the kept entries;
          lse (n,) float64, the log-sum-exp over the kept entries.
     """
-    n, C = log_joint.shape
+    n = log_joint.shape[0]
     for i in nb.prange(n):
-        row = log_joint[i]
-        vals = np.empty(k)
-        idx = np.empty(k, np.int32)
-        filled = 0
-        for c in range(C):
-            v = row[c]
-            if filled < k:
-                pos = filled
-                filled += 1
-            elif v > vals[k - 1]:
-                pos = k - 1
-            else:
-                continue
-            # insertion: move strictly smaller values down; equal values
-            # stay ahead, so ties keep the smaller index first
-            while pos > 0 and vals[pos - 1] < v:
-                vals[pos] = vals[pos - 1]
-                idx[pos] = idx[pos - 1]
-                pos -= 1
-            vals[pos] = v
-            idx[pos] = c
-        top = vals[0]
-        total = 0.0
-        for j in range(k):
-            e = np.exp(vals[j] - top) if vals[j] > -np.inf else 0.0
-            q[i, j] = e
-            total += e
-        for j in range(k):
-            q[i, j] /= total
-            K[i, j] = idx[j]
-        lse[i] = top + np.log(total)
+        lse[i] = _select_row(log_joint[i], k, K[i], q[i])
 
 
 def top_k_softmax(log_joint, k):
@@ -59,3 +96,64 @@ def top_k_softmax(log_joint, k):
     lse = np.empty(n)
     top_k_softmax_into(log_joint, k, K, q, lse)
     return K, q, lse
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def fused_estep_into(X, B, bias, row_coef, cap, squares, k, tile, K, q, lse):  # pragma: no cover
+    """Log-joints by tiled matrix products, then top-k and softmax per row.
+
+    For each row x the log-joint of component c is
+
+        l(c, x) = min(a(x) . B[:, c] + bias[c] + row_coef[c] ||x||^2, cap[c])
+
+    with ``a(x) = x`` or, if ``squares``, ``a(x) = [x, x * x]``. The cap is the
+    log-joint at zero distance: it clamps the rounding of the expanded form.
+
+    IN:  X (n, D) float32/float64, C-contiguous; B (D or 2D, C), X's dtype;
+         bias, row_coef, cap (C,) float64; squares bool; k int (k = C: dense);
+         tile int, rows per matrix product.
+    OUT: dense (k = C): q (n, C) posteriors, K unused;
+         else K (n, k) int32 best first, q (n, k);
+         lse (n,) float64 log-sum-exp over the kept components.
+    """
+    n, D = X.shape
+    C = B.shape[1]
+    dense = k == C
+    need_sq = False
+    for c in range(C):
+        if row_coef[c] != 0.0:
+            need_sq = True
+    n_tiles = (n + tile - 1) // tile
+    for t in nb.prange(n_tiles):
+        s = t * tile
+        e = min(n, s + tile)
+        if squares:
+            A = np.empty((e - s, 2 * D), X.dtype)
+            for i in range(e - s):
+                for d in range(D):
+                    v = X[s + i, d]
+                    A[i, d] = v
+                    A[i, D + d] = v * v
+            G = np.dot(A, B)
+        else:
+            G = np.dot(X[s:e], B)
+        row = np.empty(C)
+        for i in range(e - s):
+            xsq = 0.0
+            if need_sq:
+                for d in range(D):
+                    xd = np.float64(X[s + i, d])
+                    xsq += xd * xd
+            target = q[s + i] if dense else row
+            for c in range(C):
+                v = np.float64(G[i, c]) + bias[c] + row_coef[c] * xsq
+                target[c] = v if v < cap[c] else cap[c]
+            if dense:
+                lse[s + i] = _softmax_row(target)
+            else:
+                lse[s + i] = _select_row(target, k, K[s + i], q[s + i])
+
+
+def tile_rows(n_components):
+    """Rows per tile: the tile's n x C products should stay in a core's L2 cache."""
+    return int(min(1024, max(32, (1 << 18) // max(n_components, 1))))

@@ -167,6 +167,15 @@ class Covariance:
         """The covariance restricted to components ``index`` (shared: itself)."""
         raise NotImplementedError
 
+    def linear_form(self, means, log_weights):
+        """The log-joint as one matrix product plus per-component terms.
+
+        Returns a :class:`LinearForm` such that ``log p(c, x) = min(a(x) . B[:, c]
+        + bias[c] + row_coef[c] ||t(x)||^2, cap[c])``, or None when the type
+        needs a product per component (full).
+        """
+        return None
+
     def noise(self, rng, labels):
         """Zero-mean Gaussian draws with each label's covariance, (n, D)."""
         raise NotImplementedError
@@ -216,6 +225,40 @@ class Covariance:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class LinearForm:
+    """Coefficients of the fused E-step (see :func:`kernels.topk.fused_estep_into`).
+
+    Attributes
+    ----------
+    B : ndarray (P, C)
+        P = D, or 2D when ``squares`` (the design is then ``[x, x * x]``).
+    bias, row_coef, cap : ndarray (C,)
+    squares : bool
+    transform : ndarray (D, D) or None
+        Rows are mapped to ``x @ transform`` first (tied: the whitening).
+    """
+
+    B: np.ndarray
+    bias: np.ndarray
+    row_coef: np.ndarray
+    cap: np.ndarray
+    squares: bool = False
+    transform: np.ndarray | None = None
+
+
+def _isotropic_form(means, log_weights, log_norm, variances):
+    """``-||x - mu_c||^2 / (2 v_c)`` expanded, for per-component variances ``v``."""
+    cap = log_weights + log_norm
+    m_sq = np.einsum("cd,cd->c", means, means)
+    return LinearForm(
+        B=(means / variances[:, None]).T.copy(),
+        bias=cap - 0.5 * m_sq / variances,
+        row_coef=-0.5 / variances,
+        cap=cap,
+    )
+
+
 def _centred_outer_correction(first, resp, nonempty):
     """``first_c first_c^T / N_c``: moves second moments from anchors to new means."""
     f = first[nonempty]
@@ -243,6 +286,10 @@ class Isotropic(Covariance):
 
     def take(self, index):
         return Isotropic(self.variance, len(np.atleast_1d(index)), self.n_features)
+
+    def linear_form(self, means, log_weights):
+        v = np.full(self.n_components, self.variance)
+        return _isotropic_form(means, log_weights, self.log_norm(), v)
 
     def noise(self, rng, labels):
         return np.sqrt(self.variance) * rng.standard_normal((len(labels), self.n_features))
@@ -300,6 +347,9 @@ class Spherical(Covariance):
 
     def take(self, index):
         return Spherical(self.variances[index], self.n_features)
+
+    def linear_form(self, means, log_weights):
+        return _isotropic_form(means, log_weights, self.log_norm(), self.variances)
 
     def noise(self, rng, labels):
         z = rng.standard_normal((len(labels), self.n_features))
@@ -365,6 +415,17 @@ class Diag(Covariance):
 
     def take(self, index):
         return Diag(self.variances[np.atleast_1d(index)])
+
+    def linear_form(self, means, log_weights):
+        prec = 1.0 / self.variances
+        cap = log_weights + self.log_norm()
+        return LinearForm(
+            B=np.concatenate([(means * prec).T, -0.5 * prec.T]),
+            bias=cap - 0.5 * np.einsum("cd,cd->c", means * means, prec),
+            row_coef=np.zeros(self.n_components),
+            cap=cap,
+            squares=True,
+        )
 
     def noise(self, rng, labels):
         z = rng.standard_normal((len(labels), self.n_features))
@@ -445,6 +506,12 @@ class Tied(_Cholesky):
     def quadratic(self, X, means):
         P = self.prec_chol
         return squared_distances(X @ P.astype(X.dtype, copy=False), means @ P)
+
+    def linear_form(self, means, log_weights):
+        P = self.prec_chol
+        v = np.ones(self.n_components)
+        form = _isotropic_form(means @ P, log_weights, self.log_norm(), v)
+        return LinearForm(form.B, form.bias, form.row_coef, form.cap, transform=P)
 
     def take(self, index):
         t = Tied.__new__(Tied)
