@@ -5,7 +5,8 @@ point's posterior truncated to its closest cluster (C' = 1); exact EM keeps all 
 """
 
 from .estimators import KMeans, TruncatedGaussianMixture
+from .io import load, save
 
 __version__ = "0.1.0"
 
-__all__ = ["KMeans", "TruncatedGaussianMixture", "__version__"]
+__all__ = ["KMeans", "TruncatedGaussianMixture", "__version__", "load", "save"]
