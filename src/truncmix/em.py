@@ -104,9 +104,9 @@ def _small_blas(n_features):
     """One BLAS thread for the M-step's per-component algebra when D is small."""
     if n_features >= SMALL_MSTEP_FEATURES:
         return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
+    from ._threads import single_threaded_blas
 
-    return threadpool_limits(limits=1, user_api="blas")
+    return single_threaded_blas()
 
 
 class EMRun:

@@ -219,7 +219,8 @@ def from_posterior(X, weights, K, q, lse, anchors, moment, shared, *, n_evals, n
         first=first,
         second=second,
         anchors=anchors,
-        free_energy=float(weights @ lse),
+        # an elementwise sum, not a BLAS dot: no thread start-up for one vector
+        free_energy=float(np.sum(weights * lse)),
         weight=float(weights.sum()),
         n_samples=X.shape[0],
         n_evals=int(n_evals),

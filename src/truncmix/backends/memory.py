@@ -18,15 +18,20 @@ class InMemory:
         Subtracted from every chunk (the driver works in centred coordinates).
     chunk_size : int or None
         Rows per chunk; None chooses it from the working-memory budget.
+    centre_once : bool
+        Shift a private copy of the whole array once (one more copy of the data
+        in memory, as scikit-learn's KMeans makes) instead of shifting every
+        chunk on every pass. The fit does this; scoring new data does not.
     """
 
-    def __init__(self, X, weights, offset, chunk_size=None):
-        self.X = X
+    def __init__(self, X, weights, offset, chunk_size=None, centre_once=False):
         self.weights = np.asarray(weights, dtype=np.float64)
         # rounded to X's dtype, so the shift applied to chunks and to means agree
         self.offset = np.asarray(offset, dtype=X.dtype).astype(np.float64)
         self.chunk_size = chunk_size
         self.state = None
+        self.centred = centre_once
+        self.X = np.subtract(X, self.offset.astype(X.dtype), dtype=X.dtype) if centre_once else X
 
     @property
     def n_samples(self):
@@ -46,12 +51,18 @@ class InMemory:
         offset = self.offset.astype(self.X.dtype)
         for start in range(0, self.n_samples, step):
             stop = min(start + step, self.n_samples)
-            X = np.subtract(self.X[start:stop], offset, dtype=self.X.dtype)
+            if self.centred:
+                X = self.X[start:stop]
+            else:
+                X = np.subtract(self.X[start:stop], offset, dtype=self.X.dtype)
             K = None if self.state is None else self.state[start:stop]
             yield Chunk(start, X, self.weights[start:stop], K)
 
     def moments(self):
-        """Weighted mean and centred covariance of the data, in float64 (two passes)."""
+        """Weighted mean and covariance of the data as given, float64 (two passes).
+
+        Call it on a backend that is not centred (the mean is what is needed).
+        """
         W = self.weights.sum()
         mean = np.zeros(self.n_features)
         step = rows_per_chunk(self.n_samples, self.n_features, 1, self.chunk_size)

@@ -27,20 +27,18 @@ class Exhaustive(EStep):
         form = mixture.covariance.linear_form(mixture.means, mixture.log_weights)
         if form is None:
             return self._from_log_joint(mixture.log_joint(X), k)
-        from threadpoolctl import threadpool_limits
-
+        from .._threads import single_threaded_blas
         from ..kernels.topk import fused_estep_into, tile_rows
 
-        with threadpool_limits(limits=1, user_api="blas"):
-            if form.transform is not None:
-                X = np.ascontiguousarray(X @ form.transform.astype(X.dtype, copy=False))
+        if form.transform is not None:
+            X = np.ascontiguousarray(X @ form.transform.astype(X.dtype, copy=False))
         dense = k == C
         K = np.empty((1, 1) if dense else (n, k), np.int32)
         q = np.empty((n, C) if dense else (n, k))
         lse = np.empty(n)
         B = np.ascontiguousarray(form.B, dtype=X.dtype)
         # tiles run in parallel threads, each with a single-threaded product
-        with threadpool_limits(limits=1, user_api="blas"):
+        with single_threaded_blas():
             fused_estep_into(
                 np.ascontiguousarray(X), B, form.bias, form.row_coef, form.cap, form.squares,
                 k, tile_rows(C), K, q, lse,

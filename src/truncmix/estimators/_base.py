@@ -79,7 +79,7 @@ class TruncatedMixtureMixin:
         random_state = check_random_state(self.random_state)
         backend = InMemory(X, weights, np.zeros(X.shape[1]), self.chunk_size)
         mean, data_cov = backend.moments()
-        backend = InMemory(X, weights, mean, self.chunk_size)
+        backend = InMemory(X, weights, mean, self.chunk_size, centre_once=True)
         floor = Floor.from_variances(np.diag(data_cov), self._covariance_floor())
         config = EMConfig(
             learned_weights=learned, floor=floor, reg_covar=self._reg_covar(),

@@ -120,9 +120,12 @@ def fused_estep_into(X, B, bias, row_coef, cap, squares, k, tile, K, q, lse):  #
     C = B.shape[1]
     dense = k == C
     need_sq = False
+    uniform = True
     for c in range(C):
         if row_coef[c] != 0.0:
             need_sq = True
+        if row_coef[c] != row_coef[0]:
+            uniform = False
     n_tiles = (n + tile - 1) // tile
     for t in nb.prange(n_tiles):
         s = t * tile
@@ -144,14 +147,30 @@ def fused_estep_into(X, B, bias, row_coef, cap, squares, k, tile, K, q, lse):  #
                 for d in range(D):
                     xd = np.float64(X[s + i, d])
                     xsq += xd * xd
-            target = q[s + i] if dense else row
-            for c in range(C):
-                v = np.float64(G[i, c]) + bias[c] + row_coef[c] * xsq
-                target[c] = v if v < cap[c] else cap[c]
             if dense:
-                lse[s + i] = _softmax_row(target)
+                out = q[s + i]
+                for c in range(C):
+                    v = np.float64(G[i, c]) + bias[c] + row_coef[c] * xsq
+                    out[c] = v if v < cap[c] else cap[c]
+                lse[s + i] = _softmax_row(out)
+            elif k == 1 and uniform:
+                # the row term is the same for every component: rank without it
+                best = 0
+                top = -np.inf
+                for c in range(C):
+                    v = np.float64(G[i, c]) + bias[c]
+                    if v > top:
+                        top = v
+                        best = c
+                v = top + row_coef[0] * xsq
+                K[s + i, 0] = best
+                q[s + i, 0] = 1.0
+                lse[s + i] = v if v < cap[best] else cap[best]
             else:
-                lse[s + i] = _select_row(target, k, K[s + i], q[s + i])
+                for c in range(C):
+                    v = np.float64(G[i, c]) + bias[c] + row_coef[c] * xsq
+                    row[c] = v if v < cap[c] else cap[c]
+                lse[s + i] = _select_row(row, k, K[s + i], q[s + i])
 
 
 def tile_rows(n_components):
