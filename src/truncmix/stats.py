@@ -143,7 +143,7 @@ def accumulate_dense(X, weights, q, anchors, moment, shared):
     resp, first, second : float64 ndarrays, as in :class:`SufficientStats`.
     """
     X = np.asarray(X, dtype=np.float64)
-    r = q * weights[:, None]
+    r = q if np.all(weights == 1.0) else q * weights[:, None]
     resp = r.sum(axis=0)
     rx = r.T @ X  # (C, D): sum r x
     first = rx - resp[:, None] * anchors
@@ -160,11 +160,18 @@ def accumulate_dense(X, weights, q, anchors, moment, shared):
         second -= cross + cross.T
         second += (anchors * resp[:, None]).T @ anchors
     else:
+        # sum_n r_nc x x^T for all c as one product with the rows' outer
+        # products (in blocks of rows to bound memory), then moved to the anchors
         C, D = anchors.shape
-        second = np.empty((C, D, D))
-        for c in range(C):
-            diff = X - anchors[c]
-            second[c] = (diff * r[:, c : c + 1]).T @ diff
+        outer = np.zeros((C, D * D))
+        step = max(1, (1 << 21) // (D * D))
+        for s in range(0, X.shape[0], step):
+            xb = X[s : s + step]
+            outer += r[s : s + step].T @ (xb[:, :, None] * xb[:, None, :]).reshape(len(xb), D * D)
+        second = outer.reshape(C, D, D)
+        cross = np.einsum("cd,ce->cde", anchors, rx)
+        second -= cross + np.swapaxes(cross, 1, 2)
+        second += resp[:, None, None] * np.einsum("cd,ce->cde", anchors, anchors)
     return resp, first, second
 
 

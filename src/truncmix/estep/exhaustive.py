@@ -24,9 +24,13 @@ class Exhaustive(EStep):
     def update(self, X, mixture, K_prev):
         n, C = X.shape[0], mixture.n_components
         k = self.kept(C)
-        form = mixture.covariance.linear_form(mixture.means, mixture.log_weights)
+        cov = mixture.covariance
+        form = cov.linear_form(mixture.means, mixture.log_weights)
         if form is None:
-            return self._from_log_joint(mixture.log_joint(X), k)
+            stacked = cov.stacked_form(mixture.means, mixture.log_weights)
+            if stacked is None:
+                return self._from_log_joint(mixture.log_joint(X), k)
+            return self._full(X, stacked, k, C)
         from .._threads import single_threaded_blas
         from ..kernels.topk import fused_estep_into, tile_rows
 
@@ -42,6 +46,25 @@ class Exhaustive(EStep):
             fused_estep_into(
                 np.ascontiguousarray(X), B, form.bias, form.row_coef, form.cap, form.squares,
                 k, tile_rows(C), K, q, lse,
+            )
+        return ChunkResult(None if dense else K, q, lse, n * C)
+
+    @staticmethod
+    def _full(X, stacked, k, C):
+        """Fused E-step for one full covariance per component."""
+        from .._threads import single_threaded_blas
+        from ..kernels.topk import fused_full_estep_into, tile_rows
+
+        P, M, bias = stacked
+        n = X.shape[0]
+        dense = k == C
+        K = np.empty((1, 1) if dense else (n, k), np.int32)
+        q = np.empty((n, C) if dense else (n, k))
+        lse = np.empty(n)
+        with single_threaded_blas():
+            fused_full_estep_into(
+                np.ascontiguousarray(X), P.astype(X.dtype, copy=False), M, bias, k,
+                tile_rows(P.shape[1]), K, q, lse,
             )
         return ChunkResult(None if dense else K, q, lse, n * C)
 

@@ -173,6 +173,42 @@ def fused_estep_into(X, B, bias, row_coef, cap, squares, k, tile, K, q, lse):  #
                 lse[s + i] = _select_row(row, k, K[s + i], q[s + i])
 
 
+@nb.njit(parallel=True, cache=True, nogil=True)
+def fused_full_estep_into(X, P, M, bias, k, tile, K, q, lse):  # pragma: no cover
+    """As :func:`fused_estep_into`, for a full covariance per component.
+
+    ``l(c, x) = bias[c] - ||x P_c - M[c]||^2 / 2`` with all whitenings stacked in
+    one matrix ``P = [P_1 ... P_C]`` (D, C D): one product per tile serves
+    every component.
+
+    IN:  X (n, D); P (D, C*D) in X's dtype; M (C, D) float64 (= mu_c P_c);
+         bias (C,) float64; k; tile.
+    OUT: as :func:`fused_estep_into`.
+    """
+    n, D = X.shape
+    C = M.shape[0]
+    dense = k == C
+    n_tiles = (n + tile - 1) // tile
+    for t in nb.prange(n_tiles):
+        s = t * tile
+        e = min(n, s + tile)
+        G = np.dot(X[s:e], P)
+        row = np.empty(C)
+        for i in range(e - s):
+            out = q[s + i] if dense else row
+            for c in range(C):
+                acc = 0.0
+                base = c * D
+                for d in range(D):
+                    y = np.float64(G[i, base + d]) - M[c, d]
+                    acc += y * y
+                out[c] = bias[c] - 0.5 * acc
+            if dense:
+                lse[s + i] = _softmax_row(out)
+            else:
+                lse[s + i] = _select_row(out, k, K[s + i], q[s + i])
+
+
 def tile_rows(n_components):
-    """Rows per tile: the tile's n x C products should stay in a core's L2 cache."""
-    return int(min(1024, max(32, (1 << 18) // max(n_components, 1))))
+    """Rows per tile: the tile's products (``n_columns`` each) should stay in L2."""
+    return int(min(1024, max(8, (1 << 18) // max(n_components, 1))))

@@ -87,11 +87,17 @@ def _cholesky_lower(cov):
 
 
 def _precision_cholesky(lower):
-    """``L^{-T}`` for each lower factor: the upper factor scikit-learn reports."""
+    """``L^{-T}`` for each lower factor: the upper factor scikit-learn reports.
+
+    A stack of factors is inverted in one batched call (a loop of C small
+    triangular solves costs more in call overhead than in arithmetic).
+    """
     if lower.ndim == 2:
         D = lower.shape[0]
         return linalg.solve_triangular(lower, np.eye(D), lower=True).T
-    return np.stack([_precision_cholesky(L) for L in lower])
+    inv = np.linalg.inv(lower)
+    # the inverse of a lower-triangular matrix is lower-triangular: drop rounding
+    return np.swapaxes(np.tril(inv), 1, 2)
 
 
 def clip_matrix(cov, floor):
@@ -555,6 +561,12 @@ class Full(_Cholesky):
             y = (X - means[c].astype(dt)) @ self.prec_chol[c].astype(dt, copy=False)
             out[:, c] = np.einsum("ij,ij->i", y, y, dtype=np.float64)
         return out
+
+    def stacked_form(self, means, log_weights):
+        P = self.prec_chol  # (C, D, D)
+        stacked = np.ascontiguousarray(np.transpose(P, (1, 0, 2)).reshape(self.n_features, -1))
+        M = np.einsum("cd,cde->ce", means, P)
+        return stacked, M, log_weights + self.log_norm()
 
     def take(self, index):
         index = np.atleast_1d(index)
