@@ -211,8 +211,14 @@ class Progress:
         if self._tqdm is not None:
             if self.bar is not None:
                 self.bar.close()
+            try:
+                width = os.get_terminal_size(sys.stderr.fileno()).columns
+            except (OSError, ValueError):
+                width = 0
+            # a terminal that reports no width would get an empty bar: assume 80
+            size = {"dynamic_ncols": True} if width > 0 else {"ncols": 80}
             self.bar = self._tqdm(total=self.max_iter, desc=self._desc(), unit="it",
-                                  file=sys.stderr, leave=False, dynamic_ncols=True)
+                                  file=sys.stderr, leave=False, **size)
 
     def close(self):
         """Remove the bar."""
