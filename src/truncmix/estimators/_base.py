@@ -61,6 +61,24 @@ class TruncatedMixtureMixin:
             raise ValueError("initial means hold NaN or infinite values")
 
     # ------------------------------------------------------------------- fit
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the model to ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights; integer weights act as repeated rows, zero
+            weight as a dropped row.
+
+        Returns
+        -------
+        self
+        """
+        self._fit(X, sample_weight)
+        return self
+
     def _validate_fit_input(self, X, sample_weight):
         v.check_params(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=1)

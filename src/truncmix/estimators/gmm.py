@@ -184,23 +184,6 @@ default="k-means++"
                 f"precisions_init is not a valid {self.covariance_type!r} precision: {exc}"
             ) from None
 
-    def fit(self, X, y=None, sample_weight=None):
-        """Fit the mixture to ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : ignored
-        sample_weight : array-like of shape (n_samples,), optional
-            Non-negative weights; integer weights act as repeated rows.
-
-        Returns
-        -------
-        self
-        """
-        self._fit(X, sample_weight)
-        return self
-
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, and return the most probable component of each sample."""
         return self._fit(X, sample_weight)

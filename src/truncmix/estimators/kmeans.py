@@ -104,23 +104,6 @@ default="k-means++"
     def _model(self):
         return self.n_clusters, "isotropic", False, 1
 
-    def fit(self, X, y=None, sample_weight=None):
-        """Fit k-means to ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : ignored
-        sample_weight : array-like of shape (n_samples,), optional
-            Non-negative weights; integer weights act as repeated rows.
-
-        Returns
-        -------
-        self
-        """
-        self._fit(X, sample_weight)
-        return self
-
     def _store(self, mixture, stats, labels, floor):
         W, D, C = stats.weight, mixture.n_features, mixture.n_components
         # with C' = 1 the moments about the means are the squared distances

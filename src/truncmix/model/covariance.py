@@ -332,7 +332,27 @@ class Isotropic(Covariance):
         return cls(max(var, floor.scalar), previous.n_components, previous.n_features), int(floored)
 
 
-class Spherical(Covariance):
+class _Variances(Covariance):
+    """Shared code of the types stored as an array of variances."""
+
+    @property
+    def covariances(self):
+        return self.variances.copy()
+
+    @property
+    def precisions_cholesky(self):
+        return 1.0 / np.sqrt(self.variances)
+
+    @property
+    def precisions(self):
+        return 1.0 / self.variances
+
+    @classmethod
+    def from_precisions(cls, precisions, n_components, n_features):
+        return cls.from_covariances(1.0 / np.asarray(precisions, float), n_components, n_features)
+
+
+class Spherical(_Variances):
     """One variance per component."""
 
     name = "spherical"
@@ -364,25 +384,9 @@ class Spherical(Covariance):
     def n_parameters(self):
         return self.n_components
 
-    @property
-    def covariances(self):
-        return self.variances.copy()
-
-    @property
-    def precisions_cholesky(self):
-        return 1.0 / np.sqrt(self.variances)
-
-    @property
-    def precisions(self):
-        return 1.0 / self.variances
-
     @classmethod
     def from_covariances(cls, covariances, n_components, n_features):
         return cls(np.broadcast_to(np.asarray(covariances, float), (n_components,)).copy(), n_features)
-
-    @classmethod
-    def from_precisions(cls, precisions, n_components, n_features):
-        return cls.from_covariances(1.0 / np.asarray(precisions, float), n_components, n_features)
 
     @classmethod
     def estimate(cls, stats, nonempty, previous, floor, reg_covar):
@@ -395,7 +399,7 @@ class Spherical(Covariance):
         return cls(var, previous.n_features), int(floored.sum())
 
 
-class Diag(Covariance):
+class Diag(_Variances):
     """A diagonal covariance per component."""
 
     name = "diag"
@@ -440,25 +444,9 @@ class Diag(Covariance):
     def n_parameters(self):
         return self.n_components * self.n_features
 
-    @property
-    def covariances(self):
-        return self.variances.copy()
-
-    @property
-    def precisions_cholesky(self):
-        return 1.0 / np.sqrt(self.variances)
-
-    @property
-    def precisions(self):
-        return 1.0 / self.variances
-
     @classmethod
     def from_covariances(cls, covariances, n_components, n_features):
         return cls(np.broadcast_to(np.asarray(covariances, float), (n_components, n_features)).copy())
-
-    @classmethod
-    def from_precisions(cls, precisions, n_components, n_features):
-        return cls.from_covariances(1.0 / np.asarray(precisions, float), n_components, n_features)
 
     @classmethod
     def estimate(cls, stats, nonempty, previous, floor, reg_covar):
