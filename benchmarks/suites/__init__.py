@@ -1,0 +1,78 @@
+"""The benchmark suites and their two sizes, ``quick`` and ``full``.
+
+Each benchmark is a module with ``run(params, ctx) -> dict``; ``params`` comes
+from :data:`SUITES` below and ``ctx`` is a :class:`Context`. The result dict
+holds the raw measurements (``cases``), the targets of issue 3 with PASS/FAIL
+(``targets``) and ready-to-render ``tables`` for the markdown report.
+
+``full`` uses the shapes of issue 3; ``quick`` uses small shapes so that the
+whole suite runs in about a minute as a smoke test (its ratios are indicative
+only: at small N fixed per-iteration overheads weigh more).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+#: the benchmark names accepted by ``--only``, in run order
+NAMES = ("kmeans", "gmm", "truncated", "memory", "quality")
+
+FULL_SHAPES = [(100_000, 32, 100), (100_000, 64, 1_000), (1_000_000, 16, 100)]
+
+SUITES = {
+    "quick": {
+        "kmeans": dict(shapes=[(20_000, 16, 20), (20_000, 32, 100)],
+                       dtypes=["float64", "float32"], m=(2, 12), repeats=3),
+        "gmm": dict(cases=[((20_000, 16, 20), ("diag", "spherical", "full"))],
+                    dtypes=["float64", "float32"], m=(1, 6), repeats=3),
+        "truncated": dict(shapes=[(20_000, 32, 200)], n_active=5,
+                          dtypes=["float64", "float32"], m=(1, 6), repeats=3),
+        "memory": dict(shape=(100_000, 16, 50), dtype="float32", max_iter=2,
+                       timeout=300),
+        "quality": dict(max_n=5_000, n_init=3, seed=0, test_fraction=0.2),
+    },
+    "full": {
+        "kmeans": dict(shapes=FULL_SHAPES, dtypes=["float64", "float32"], m=(2, 7), repeats=3),
+        # GaussianMixture(full) at (100k, 64, 1000) costs minutes per iteration: left out
+        "gmm": dict(cases=[(FULL_SHAPES[0], ("diag", "spherical", "full")),
+                           (FULL_SHAPES[1], ("diag", "spherical")),
+                           (FULL_SHAPES[2], ("diag", "spherical", "full"))],
+                    dtypes=["float64", "float32"], m=(1, 3), repeats=2),
+        "truncated": dict(shapes=[FULL_SHAPES[1]], n_active=5,
+                          dtypes=["float64", "float32"], m=(1, 3), repeats=2),
+        "memory": dict(shape=(1_000_000, 64, 1_000), dtype="float32", max_iter=1,
+                       timeout=1800),
+        "quality": dict(max_n=None, n_init=3, seed=0, test_fraction=0.2),
+    },
+}
+
+
+@dataclass
+class Context:
+    """What every benchmark gets besides its parameters.
+
+    Attributes
+    ----------
+    suite : str
+        ``"quick"`` or ``"full"``.
+    threads : int
+    data_dir : str or None
+        Folder of the public data sets (``quality``).
+    log : callable
+        Progress printer.
+    """
+
+    suite: str
+    threads: int
+    data_dir: str | None = None
+    log: Callable = field(default=print)
+
+
+def module(name):
+    """The module implementing benchmark ``name``."""
+    import importlib
+
+    if name not in NAMES:
+        raise ValueError(f"unknown benchmark {name!r}; expected one of {', '.join(NAMES)}")
+    return importlib.import_module(f"{__name__}.{name}")
