@@ -806,11 +806,15 @@ def write_array(path, array, *, columns=None):
 def write_text_table(f, array, columns=None, delimiter=","):
     """Write ``array`` as delimited text to an open text file (e.g. stdout).
 
-    Integers are written as integers; floats with 17 significant digits, so
-    they read back exactly.
+    Integers are written as integers; floats as the shortest text that reads
+    back to the same float.
     """
     array = np.asarray(array)
-    fmt = "%d" if array.dtype.kind in "biu" else "%.17g"
     if columns is not None:
         f.write(delimiter.join(columns) + "\n")
-    np.savetxt(f, array, fmt=fmt, delimiter=delimiter)
+    if array.dtype.kind in "biu":
+        np.savetxt(f, array, fmt="%d", delimiter=delimiter)
+        return
+    # Python's float repr: the shortest text that reads back to the same float
+    rows = array.astype(np.float64).reshape(array.shape[0], -1).tolist()
+    f.writelines(delimiter.join(map(repr, row)) + "\n" for row in rows)

@@ -186,7 +186,9 @@ def plot_fit(model, X, path=None, *, max_points=4000, random_state=0, title=None
         yl = f"PC2 ({100 * explained[1]:.0f}%)"
     else:
         xl, yl = "x0", "x1" if D == 2 else ""
-    point = dict(s=4, alpha=0.5, linewidths=0, rasterized=True)
+    # bigger dots when there are few of them
+    point = dict(s=float(np.clip(3000.0 / len(idx), 4.0, 16.0)), alpha=0.6, linewidths=0,
+                 rasterized=True)
     ax_c.scatter(P[:, 0], P[:, 1], c=[colours[i] for i in labels], **point)
     for c in range(C):
         if weights[c] <= 0:
