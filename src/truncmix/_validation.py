@@ -122,3 +122,18 @@ def check_sample_weight(sample_weight, n_samples):
     if not w.sum() > 0:
         raise ValueError("sample_weight sums to zero: at least one sample needs a positive weight")
     return w
+
+
+def check_squares_finite(X):
+    """Refuse data whose squared distances would overflow X's dtype."""
+    if X.size == 0:
+        return
+    largest = float(np.max(np.abs(X)))
+    limit = np.sqrt(np.finfo(X.dtype).max / (8.0 * X.shape[1]))
+    if largest > limit:
+        remedy = " or pass float64 data" if X.dtype == np.float32 else ""
+        raise ValueError(
+            f"X holds values up to {largest:.3g} in magnitude; squared distances between such "
+            f"{X.dtype} values overflow (limit about {limit:.3g} for {X.shape[1]} features). "
+            f"Rescale the data (e.g. divide by its largest magnitude){remedy}"
+        )

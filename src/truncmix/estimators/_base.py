@@ -89,6 +89,7 @@ class TruncatedMixtureMixin:
                 f"a mixture cannot have more components than there are samples"
             )
         weights = v.check_sample_weight(sample_weight, X.shape[0])
+        v.check_squares_finite(X)
         return X, weights
 
     def _fit(self, X, sample_weight):
