@@ -291,8 +291,12 @@ def per_iteration(runners, m1, m2, repeats, log=print):
 
 
 def median_ratio(a, b):
-    """Median over repeats of ``a[i] / b[i]`` (per-repeat per-iteration times), nan-safe."""
-    r = [x / y for x, y in zip(a, b) if np.isfinite(x) and np.isfinite(y) and y > 0]
+    """Median over repeats of ``a[i] / b[i]`` (per-repeat per-iteration times).
+
+    Repeats where either difference is not a positive finite time (the noise of
+    a busy machine made the m2 fit faster than the m1 fit) are left out.
+    """
+    r = [x / y for x, y in zip(a, b) if np.isfinite(x) and np.isfinite(y) and x > 0 and y > 0]
     return float(np.median(r)) if r else float("nan")
 
 
