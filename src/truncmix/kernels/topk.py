@@ -55,6 +55,40 @@ def _select_row(row, k, K_out, q_out):  # pragma: no cover - compiled
     return top + np.log(total)
 
 
+#: the argmax of a long row runs in LANES independent lanes (vectorisable);
+#: for short rows the plain scan is faster
+LANES = 8
+LANE_MIN_COMPONENTS = 256
+
+
+@nb.njit(inline="always")
+def _argmax_lanes(g, bias, tops, idxs):  # pragma: no cover - compiled
+    """``argmax_c g[c] + bias[c]`` and its value; ties go to the smaller index."""
+    C = g.shape[0]
+    for lane in range(LANES):
+        tops[lane] = -np.inf
+        idxs[lane] = 0
+    main = C - C % LANES
+    for c0 in range(0, main, LANES):
+        for lane in range(LANES):
+            v = np.float64(g[c0 + lane]) + bias[c0 + lane]
+            better = v > tops[lane]
+            tops[lane] = v if better else tops[lane]
+            idxs[lane] = (c0 + lane) if better else idxs[lane]
+    top = -np.inf
+    best = 0
+    for lane in range(LANES):
+        if tops[lane] > top or (tops[lane] == top and idxs[lane] < best):
+            top = tops[lane]
+            best = idxs[lane]
+    for c in range(main, C):
+        v = np.float64(g[c]) + bias[c]
+        if v > top:
+            top = v
+            best = c
+    return best, top
+
+
 @nb.njit(inline="always")
 def _softmax_row(row):  # pragma: no cover - compiled
     """Normalise ``row`` in place to exp(row - lse); return the lse."""
@@ -141,6 +175,8 @@ def fused_estep_into(X, B, bias, row_coef, cap, squares, k, tile, K, q, lse):  #
         else:
             G = np.dot(X[s:e], B)
         row = np.empty(C)
+        tops = np.empty(LANES)
+        idxs = np.empty(LANES, np.int64)
         for i in range(e - s):
             xsq = 0.0
             if need_sq:
@@ -155,13 +191,16 @@ def fused_estep_into(X, B, bias, row_coef, cap, squares, k, tile, K, q, lse):  #
                 lse[s + i] = _softmax_row(out)
             elif k == 1 and uniform:
                 # the row term is the same for every component: rank without it
-                best = 0
-                top = -np.inf
-                for c in range(C):
-                    v = np.float64(G[i, c]) + bias[c]
-                    if v > top:
-                        top = v
-                        best = c
+                if C >= LANE_MIN_COMPONENTS:
+                    best, top = _argmax_lanes(G[i], bias, tops, idxs)
+                else:
+                    best = 0
+                    top = -np.inf
+                    for c in range(C):
+                        v = np.float64(G[i, c]) + bias[c]
+                        if v > top:
+                            top = v
+                            best = c
                 v = top + row_coef[0] * xsq
                 K[s + i, 0] = best
                 q[s + i, 0] = 1.0

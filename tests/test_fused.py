@@ -1,0 +1,66 @@
+"""The fused exhaustive E-step equals log-joints computed apart and selected by the NumPy twin."""
+
+import numpy as np
+import pytest
+
+from truncmix.estep import Exhaustive
+from truncmix.kernels import _reference as ref
+from truncmix.model.covariance import Diag, Full, Isotropic, Spherical, Tied
+from truncmix.model.mixture import Mixture
+
+
+def _mixture(kind, C, D, rng, integer=False):
+    means = rng.integers(-2, 3, (C, D)).astype(float) if integer else rng.standard_normal((C, D)) * 2
+    logw = np.log(rng.dirichlet(np.ones(C)))
+    if kind == "isotropic":
+        cov = Isotropic(1.0 if integer else 0.7, C, D)
+        logw = np.full(C, -np.log(C)) if integer else logw
+    elif kind == "spherical":
+        cov = Spherical(rng.uniform(0.5, 2, C), D)
+    elif kind == "diag":
+        cov = Diag(rng.uniform(0.5, 2, (C, D)))
+    elif kind == "tied":
+        A = rng.standard_normal((D, D))
+        cov = Tied(A @ A.T + D * np.eye(D), C, D)
+    else:
+        A = rng.standard_normal((C, D, D))
+        cov = Full(A @ np.swapaxes(A, 1, 2) + D * np.eye(D), C, D)
+    return Mixture(means, logw, cov)
+
+
+@pytest.mark.parametrize("kind", ["isotropic", "spherical", "diag", "tied", "full"])
+@pytest.mark.parametrize("C", [7, 300])
+@pytest.mark.parametrize("k", [1, 3, None])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_equals_reference(kind, C, k, dtype):
+    rng = np.random.default_rng(C + (k or 0))
+    D = 5
+    mixture = _mixture(kind, C, D, rng)
+    X = (rng.standard_normal((400, D)) * 2).astype(dtype)
+    res = Exhaustive(k).update(X, mixture, None)
+    log_joint = mixture.log_joint(X)
+    kk = C if k is None else k
+    K, q, lse = ref.top_k_softmax(log_joint, kk)
+    rtol = 1e-9 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(res.lse, lse, rtol=rtol, atol=rtol)
+    if k is None:
+        dense = np.zeros_like(log_joint)
+        np.put_along_axis(dense, K, q, axis=1)
+        np.testing.assert_allclose(res.q, dense, rtol=rtol, atol=1e-6 if dtype == np.float32 else 1e-12)
+    elif dtype == np.float64:
+        np.testing.assert_array_equal(res.K, K)
+        np.testing.assert_allclose(res.q, q, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("C", [10, 300])
+def test_hard_assignment_ties_go_to_the_smaller_index(C):
+    # integer data and means: many exact ties in distance, on both argmax paths
+    rng = np.random.default_rng(1)
+    D = 3
+    mixture = _mixture("isotropic", C, D, rng, integer=True)
+    X = rng.integers(-2, 3, (500, D)).astype(float)
+    res = Exhaustive(1).update(X, mixture, None)
+    d2 = ((X[:, None, :] - mixture.means[None]) ** 2).sum(-1)
+    expected = np.argmin(d2, axis=1)  # first minimum: the smaller index
+    assert (d2 == d2.min(1, keepdims=True)).sum(1).max() > 1, "no ties: the test would be vacuous"
+    np.testing.assert_array_equal(res.K[:, 0], expected)
