@@ -57,27 +57,41 @@ def accumulate(X, weights, K, q, anchors, moment, shared, n_components):
     :func:`truncmix.kernels._reference.accumulate`.
     """
     C, D = n_components, X.shape[1]
-    resp = np.zeros(C)
-    first = np.zeros((C, D))
+    X = np.ascontiguousarray(X)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    K = np.ascontiguousarray(K, dtype=np.int32)
+    q = np.ascontiguousarray(q, dtype=np.float64)
+    anchors = np.ascontiguousarray(anchors, dtype=np.float64)
     # one 3-D layout for every moment, so the kernel compiles once per dtype
     if moment == MOMENT_SCALAR:
-        second = np.zeros((C, 1, 1))
+        shape = (C, 1, 1)
     elif moment == MOMENT_VECTOR:
-        second = np.zeros((C, D, 1))
+        shape = (C, D, 1)
     else:
-        second = np.zeros((1 if shared else C, D, D))
-    accumulate_into(
-        np.ascontiguousarray(X),
-        np.ascontiguousarray(weights, dtype=np.float64),
-        np.ascontiguousarray(K, dtype=np.int32),
-        np.ascontiguousarray(q, dtype=np.float64),
-        np.ascontiguousarray(anchors, dtype=np.float64),
-        moment,
-        shared,
-        resp,
-        first,
-        second,
-    )
+        shape = (1 if shared else C, D, D)
+    n = X.shape[0]
+    # Row blocks accumulate into their own buffers on threads (the kernel
+    # releases the GIL) and are summed in block order: the block count depends
+    # only on n, so results do not depend on the number of threads.
+    n_blocks = max(1, min(BLOCKS, n // MIN_BLOCK_ROWS))
+    if 8 * n_blocks * (C * (D + 1) + int(np.prod(shape))) > BLOCK_MEMORY:
+        n_blocks = 1
+    bounds = np.linspace(0, n, n_blocks + 1).astype(int)
+    parts = [(np.zeros(C), np.zeros((C, D)), np.zeros(shape)) for _ in range(n_blocks)]
+
+    def run(b):
+        sl = slice(bounds[b], bounds[b + 1])
+        accumulate_into(X[sl], weights[sl], K[sl], q[sl], anchors, moment, shared, *parts[b])
+
+    if n_blocks == 1:
+        run(0)
+    else:
+        list(_executor().map(run, range(n_blocks)))
+    resp, first, second = parts[0]
+    for r, f, s2 in parts[1:]:
+        resp += r
+        first += f
+        second += s2
     if moment == MOMENT_SCALAR:
         second = second[:, 0, 0]
     elif moment == MOMENT_VECTOR:
@@ -88,3 +102,22 @@ def accumulate(X, weights, K, q, anchors, moment, shared, n_components):
         if shared:
             second = second[0]
     return resp, first, second
+
+
+#: row blocks per call, their minimum size, and the memory their buffers may take
+BLOCKS = 4
+MIN_BLOCK_ROWS = 8192
+BLOCK_MEMORY = 64 * 2**20
+
+_pool = None
+
+
+def _executor():
+    global _pool
+    if _pool is None:
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = ThreadPoolExecutor(max_workers=min(BLOCKS, os.cpu_count() or 1),
+                                   thread_name_prefix="truncmix-accumulate")
+    return _pool
