@@ -118,9 +118,17 @@ def run(params, ctx):
             floor = gemm_floor(X, st.means_as(dtype))
             for ct in cov_types:
                 ctx.log(f"  gmm N={N} D={D} C={C} {dtype} {ct}")
-                res, ll = time_case(X, st, ct, (m1, m2), params["repeats"], ctx.log)
-                t, s = res["truncmix"]["per_iter"], res["sklearn"]["per_iter"]
                 label = f"N={N:,} D={D} C={C} {dtype} {ct}"
+                try:
+                    res, ll = time_case(X, st, ct, (m1, m2), params["repeats"], ctx.log)
+                except Exception as exc:  # a library failing on a case is a result too
+                    msg = f"{type(exc).__name__}: {str(exc)[:160]}"
+                    ctx.log(f"    failed: {msg}")
+                    cases.append({"N": N, "D": D, "C": C, "dtype": dtype,
+                                  "covariance_type": ct, "floor": floor, "failed": msg})
+                    rows.append([label] + ["-"] * 9 + [f"failed: {msg}"])
+                    continue
+                t, s = res["truncmix"]["per_iter"], res["sklearn"]["per_iter"]
                 ratio = t / s
                 limit = TARGETS[ct]
                 cases.append({"N": N, "D": D, "C": C, "dtype": dtype, "covariance_type": ct,

@@ -40,11 +40,19 @@ def run(params, ctx):
             X = X64 if dtype == "float64" else X64.astype(dtype)
             floor = gemm_floor(X, st.means_as(dtype))
             ctx.log(f"  truncated N={N} D={D} C={C} {dtype} diag n_active={n_active}")
-            res, ll = time_case(X, st, "diag", (m1, m2), params["repeats"], ctx.log,
-                                n_active=n_active)
+            label = f"N={N:,} D={D} C={C} {dtype} diag C'={n_active}"
+            try:
+                res, ll = time_case(X, st, "diag", (m1, m2), params["repeats"], ctx.log,
+                                    n_active=n_active)
+            except Exception as exc:  # a library failing on a case is a result too
+                msg = f"{type(exc).__name__}: {str(exc)[:160]}"
+                ctx.log(f"    failed: {msg}")
+                cases.append({"N": N, "D": D, "C": C, "dtype": dtype, "n_active": n_active,
+                              "floor": floor, "failed": msg})
+                rows.append([label] + ["-"] * 9 + [f"failed: {msg}"])
+                continue
             t, s = res["truncmix"]["per_iter"], res["sklearn"]["per_iter"]
             ratio = t / s
-            label = f"N={N:,} D={D} C={C} {dtype} diag C'={n_active}"
             cases.append({"N": N, "D": D, "C": C, "dtype": dtype, "n_active": n_active,
                           "floor": floor, "m": [m1, m2], "results": res,
                           "log_likelihood": ll,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 
 from .._validation import ArrayLike, Interval, Options, RandomStateLike
+from ..exceptions import ConvergenceWarning
 from ..init import first_m_step, initial_means
 from ..model.covariance import COVARIANCE_TYPES
 from ..model.mixture import Mixture
@@ -35,10 +37,13 @@ class TruncatedGaussianMixture(TruncatedMixtureMixin, DensityMixin, BaseEstimato
         component; "tied" one full covariance shared; "full" one per component.
     weights : {"learned", "equal"}, default="learned"
         Mixing weights estimated by the M-step, or fixed at 1/C.
-    init : {"k-means++", "random"} or array of shape (n_components, n_features), \
+    init : {"k-means++", "k-means", "random"} or array of shape (n_components, n_features), \
 default="k-means++"
-        Initial means; weights and covariances then come from one M-step on the
-        assignment of every point to its nearest mean.
+        Initial means: k-means++ seeds, the centres of a k-means fit from such
+        seeds ("k-means", scikit-learn's ``GaussianMixture`` default, slower
+        but usually a better start), random samples, or given. Weights and
+        covariances then come from one M-step on the assignment of every point
+        to its nearest mean.
     n_init : int, default=1
     max_iter : int, default=100
     tol : float, default=1e-3
@@ -99,7 +104,7 @@ default="k-means++"
         "n_active": [Interval(numbers.Integral, 1, None), Options((None,))],
         "covariance_type": [Options(tuple(COVARIANCE_TYPES))],
         "weights": [Options(("learned", "equal"))],
-        "init": [Options(("k-means++", "random")), ArrayLike()],
+        "init": [Options(("k-means++", "k-means", "random")), ArrayLike()],
         "n_init": [Interval(numbers.Integral, 1, None)],
         "max_iter": [Interval(numbers.Integral, 1, None)],
         "tol": [Interval(numbers.Real, 0, None)],
@@ -148,7 +153,17 @@ default="k-means++"
 
     def _start(self, X, weights, backend, random_state, floor, data_cov):
         C, D = self.n_components, X.shape[1]
-        means = initial_means(X, weights, C, self._init_means_spec(), random_state)
+        spec = self._init_means_spec()
+        if isinstance(spec, str) and spec == "k-means":
+            # scikit-learn's GaussianMixture default: start from a k-means fit
+            from .kmeans import KMeans
+
+            km = KMeans(C, n_init=1, random_state=random_state, chunk_size=self.chunk_size)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                km._progress = lambda record: False
+                spec = km.fit(X, sample_weight=weights).cluster_centers_
+        means = initial_means(X, weights, C, spec, random_state)
         self._check_init_means(means, D)
         if means.shape[0] != C:
             raise ValueError(f"means_init has {means.shape[0]} rows; expected n_components={C}")
