@@ -48,3 +48,17 @@ def test_nan_refused(X):
     X[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         KMeans(2).fit(X)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_kmeans_init_starts_from_a_kmeans_fit():
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(600, n_features=2, centers=5, cluster_std=2.5, random_state=3)
+    rs = np.random.RandomState(0)
+    centres = KMeans(5, random_state=rs).fit(X).cluster_centers_
+    a = TruncatedGaussianMixture(5, init="k-means", random_state=0, max_iter=3, tol=0).fit(X)
+    b = TruncatedGaussianMixture(5, means_init=centres, max_iter=3, tol=0).fit(X)
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-12)
+    c = TruncatedGaussianMixture(5, init="k-means++", random_state=0, max_iter=3, tol=0).fit(X)
+    assert not np.allclose(c.means_, a.means_), "the k-means start should differ from k-means++ seeds"
