@@ -43,16 +43,10 @@ def _select_row(row, k, K_out, q_out):  # pragma: no cover - compiled
             pos -= 1
         vals[pos] = v
         idx[pos] = c
-    top = vals[0]
-    total = 0.0
     for j in range(k):
-        e = np.exp(vals[j] - top) if vals[j] > -np.inf else 0.0
-        q_out[j] = e
-        total += e
-    for j in range(k):
-        q_out[j] /= total
+        q_out[j] = vals[j]
         K_out[j] = idx[j]
-    return top + np.log(total)
+    return _softmax_row(q_out)
 
 
 #: the argmax of a long row runs in LANES independent lanes (vectorisable);
