@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from threadpoolctl import threadpool_limits
 
 from truncmix import KMeans, TruncatedGaussianMixture
 from truncmix.backends import InMemory
@@ -19,11 +18,15 @@ from truncmix.model.covariance import Floor, Isotropic
 from truncmix.model.mixture import Mixture
 from truncmix.mstep import m_step
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::sklearn.exceptions.ConvergenceWarning",
-    # emptied components are re-seeded / removed with a warning; that is legal
-    "ignore::truncmix.exceptions.DegenerateComponentWarning",
-)
+pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore::sklearn.exceptions.ConvergenceWarning",
+        # emptied components are re-seeded / removed with a warning; that is legal
+        "ignore::truncmix.exceptions.DegenerateComponentWarning",
+    ),
+    # small problems: one BLAS thread (see conftest.one_blas_thread)
+    pytest.mark.usefixtures("one_blas_thread"),
+]
 
 COVARIANCE_TYPES = ["isotropic", "spherical", "diag", "tied", "full"]
 WEIGHTS = ["equal", "learned"]
@@ -33,13 +36,6 @@ N_ACTIVE = [1, 2, 3, None]
 MONOTONE_RTOL = 1e-10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """The matrices here are tiny: extra BLAS threads only add synchronisation,
-    which on a 2-core machine made small fits 10-100x slower (and the file's
-    run time erratic). Results do not depend on the thread count."""
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 SETTINGS = dict(

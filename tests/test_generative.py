@@ -10,7 +10,6 @@ import pytest
 from scipy.spatial.distance import cdist
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
-from threadpoolctl import threadpool_limits
 
 from truncmix import KMeans, TruncatedGaussianMixture
 
@@ -19,6 +18,8 @@ pytestmark = [
     # hard EM with learned weights may remove a component; legal, and the same
     # in both fits that the sample-weight tests compare
     pytest.mark.filterwarnings("ignore::truncmix.exceptions.DegenerateComponentWarning"),
+    # small problems: one BLAS thread (see conftest.one_blas_thread)
+    pytest.mark.usefixtures("one_blas_thread"),
 ]
 
 COVARIANCE_TYPES = ["isotropic", "spherical", "diag", "tied", "full"]
@@ -27,13 +28,6 @@ N_SAMPLES = 200_000
 N_SE = 5.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """The matrices here are tiny: extra BLAS threads only add synchronisation,
-    which on a 2-core machine made small fits 10-100x slower (and the file's
-    run time erratic). Results do not depend on the thread count."""
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 # --------------------------------------------------------------------- data

@@ -24,7 +24,6 @@ from sklearn.cluster import kmeans_plusplus
 from sklearn.datasets import make_blobs
 from sklearn.metrics import pairwise_distances_argmin
 from sklearn.mixture import GaussianMixture
-from threadpoolctl import threadpool_limits
 
 import truncmix
 
@@ -34,12 +33,8 @@ ignore_convergence = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small problems: threads only add overhead (and OpenMP spin-waits badly
-    # when the machine is busy)
-    with threadpool_limits(limits=1):
-        yield
+# small problems: one BLAS thread (see conftest.one_blas_thread)
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def _apply(marks):
