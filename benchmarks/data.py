@@ -117,6 +117,18 @@ def start(X, n_components, seed=1, variances=None):
 
 
 # ------------------------------------------------------------- public data sets
+def variants(n_samples, n_features, n_components, dtypes):
+    """The blob data of one shape in each dtype, with one shared start.
+
+    Yields ``(dtype, X, start)``: the data are drawn once in float64 (seed 0) and
+    cast, so every dtype and library sees the same points and initial means.
+    """
+    X64, _ = blobs(n_samples, n_features, n_components, np.float64, seed=0)
+    st = start(X64, n_components, seed=1)
+    for dtype in dtypes:
+        yield dtype, (X64 if dtype == "float64" else X64.astype(dtype)), st
+
+
 def default_data_dir():
     """``../shared/data`` relative to the repository root."""
     return (REPO.parent / "shared" / "data").resolve()

@@ -111,10 +111,7 @@ def run(params, ctx):
     m1, m2 = params["m"]
     cases, targets, rows = [], [], []
     for (N, D, C), cov_types in params["cases"]:
-        X64, _ = data.blobs(N, D, C, np.float64, seed=0)
-        st = data.start(X64, C, seed=1)
-        for dtype in params["dtypes"]:
-            X = X64 if dtype == "float64" else X64.astype(dtype)
+        for dtype, X, st in data.variants(N, D, C, params["dtypes"]):
             floor = gemm_floor(X, st.means_as(dtype))
             for ct in cov_types:
                 ctx.log(f"  gmm N={N} D={D} C={C} {dtype} {ct}")

@@ -79,10 +79,7 @@ def run(params, ctx):
     m1, m2 = params["m"]
     cases, targets, rows = [], [], []
     for (N, D, C) in params["shapes"]:
-        X64, _ = data.blobs(N, D, C, np.float64, seed=0)
-        st = data.start(X64, C, seed=1)
-        for dtype in params["dtypes"]:
-            X = X64 if dtype == "float64" else X64.astype(dtype)
+        for dtype, X, st in data.variants(N, D, C, params["dtypes"]):
             init = st.means_as(dtype)
             ctx.log(f"  kmeans N={N} D={D} C={C} {dtype}")
             floor = gemm_floor(X, init)

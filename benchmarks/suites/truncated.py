@@ -8,7 +8,6 @@ information, not compared. Target (issue 3): at most 0.15x scikit-learn's
 
 from __future__ import annotations
 
-import numpy as np
 
 from .. import data
 from ..harness import fmt_seconds, gemm_floor, median_ratio
@@ -34,10 +33,7 @@ def run(params, ctx):
     n_active = params["n_active"]
     cases, targets, rows = [], [], []
     for (N, D, C) in params["shapes"]:
-        X64, _ = data.blobs(N, D, C, np.float64, seed=0)
-        st = data.start(X64, C, seed=1)
-        for dtype in params["dtypes"]:
-            X = X64 if dtype == "float64" else X64.astype(dtype)
+        for dtype, X, st in data.variants(N, D, C, params["dtypes"]):
             floor = gemm_floor(X, st.means_as(dtype))
             ctx.log(f"  truncated N={N} D={D} C={C} {dtype} diag n_active={n_active}")
             label = f"N={N:,} D={D} C={C} {dtype} diag C'={n_active}"

@@ -9,7 +9,6 @@ curve for choosing the number of clusters (pictures need matplotlib).
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
@@ -48,6 +47,7 @@ def run(seed=0, out=print, out_dir=None, quick=False):
     from sklearn.model_selection import train_test_split
 
     from . import KMeans, TruncatedGaussianMixture
+    from .selection import quiet_timed_fit
 
     digits = load_digits()
     # 64 pixels, several of them always blank: a 20-dimensional PCA view keeps
@@ -62,11 +62,7 @@ def run(seed=0, out=print, out_dir=None, quick=False):
     rows = []
 
     def fit(name, model):
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(X)
-        seconds = time.perf_counter() - t0
+        seconds = quiet_timed_fit(model, X)
         pred = model.predict(X)
         rows.append(_row(name, model, seconds, X, X_test, y, pred))
         return model

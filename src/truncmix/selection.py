@@ -209,11 +209,7 @@ def select_n_components(X, n_components, *, criterion="bic", estimator=None, hel
     rows, models = [], {}
     for k in ks:
         model = _with_size(estimator, k)
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(X_fit)
-        seconds = time.perf_counter() - t0
+        seconds = quiet_timed_fit(model, X_fit)
         ll = model.score(X_fit)
         n_par = int(model._n_parameters())
         if criterion == "bic":
@@ -232,3 +228,15 @@ def select_n_components(X, n_components, *, criterion="bic", estimator=None, hel
     best_i = int(np.argmin(values) if CRITERIA[criterion][1] else np.argmax(values))
     best = rows[best_i].n_components
     return Selection(criterion, rows, best, models[best], models)
+
+
+def quiet_timed_fit(model, X):
+    """Fit ``model`` to ``X`` with its warnings silenced; return the seconds taken.
+
+    For tables of many fits, where convergence warnings would drown the output.
+    """
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X)
+    return time.perf_counter() - t0
