@@ -60,6 +60,36 @@ class EMConfig:
     outlier_capacity: int = 16
 
 
+def chunk_stats(chunk, estep, mixture, moments_of=None, *, update_state=True,
+                outlier_capacity=0):
+    """The E-step and the sufficient statistics of one chunk.
+
+    This is the unit of work every backend runs, in process or on a worker.
+
+    Returns
+    -------
+    stats : SufficientStats
+    result : ChunkResult
+        The truncated posteriors (``result.K`` is also written into ``chunk.K``
+        when ``update_state``).
+    """
+    cov = mixture.covariance if moments_of is None else moments_of
+    res = estep.update(chunk.X, mixture, chunk.K, chunk.start)
+    n_changed = -1
+    if chunk.K is not None and res.K is not None:
+        # zero-weight rows do not enter the M-step, so their moves don't count
+        changed = np.any(chunk.K != res.K, axis=1) & (chunk.weights > 0)
+        n_changed = int(changed.sum())
+        if update_state:
+            chunk.K[...] = res.K
+    stats = from_posterior(
+        chunk.X, chunk.weights, res.K, res.q, res.lse, mixture.means, cov.moment, cov.shared,
+        n_evals=res.n_evals, n_changed=n_changed, offset=chunk.start,
+        outlier_capacity=outlier_capacity, extra=res.extra,
+    )
+    return stats, res
+
+
 def e_pass(backend, estep, mixture, *, update_state=True, outlier_capacity=0, on_chunk=None,
            moments_of=None):
     """One E-step over all chunks; returns the summed statistics.
@@ -67,36 +97,39 @@ def e_pass(backend, estep, mixture, *, update_state=True, outlier_capacity=0, on
     Parameters
     ----------
     backend : InMemory (or another backend)
+        A backend with a ``map_reduce(fn, n_components)`` method runs ``fn``
+        (chunk -> SufficientStats) where its data lives and sums the results;
+        otherwise its ``chunks`` are processed here, in order.
     estep : EStep
     mixture : Mixture
     update_state : bool
-        Store the new truncated sets in the backend's per-point state.
+        Store the new truncated sets in the backend's per-point state, and let
+        the E-step update what it keeps across passes (:meth:`EStep.end_pass`).
     outlier_capacity : int
     on_chunk : callable or None
-        Called as ``on_chunk(chunk, result)`` (used to collect labels).
+        Called as ``on_chunk(chunk, result)`` (used to collect labels; in-process
+        backends only).
     moments_of : Covariance or None
         Gather the second moments this covariance needs instead of the
         mixture's own (the first M-step ranks by distance but may fit any type).
     """
     C = mixture.n_components
-    cov = mixture.covariance if moments_of is None else moments_of
-    total = 0
-    for chunk in backend.chunks(C):
-        res = estep.update(chunk.X, mixture, chunk.K)
-        n_changed = -1
-        if chunk.K is not None and res.K is not None:
-            # zero-weight rows do not enter the M-step, so their moves don't count
-            changed = np.any(chunk.K != res.K, axis=1) & (chunk.weights > 0)
-            n_changed = int(changed.sum())
-            if update_state:
-                chunk.K[...] = res.K
-        total = total + from_posterior(
-            chunk.X, chunk.weights, res.K, res.q, res.lse, mixture.means, cov.moment, cov.shared,
-            n_evals=res.n_evals, n_changed=n_changed, offset=chunk.start,
-            outlier_capacity=outlier_capacity,
-        )
+
+    def one(chunk):
+        stats, res = chunk_stats(chunk, estep, mixture, moments_of, update_state=update_state,
+                                 outlier_capacity=outlier_capacity)
         if on_chunk is not None:
             on_chunk(chunk, res)
+        return stats
+
+    if hasattr(backend, "map_reduce") and on_chunk is None:
+        total = backend.map_reduce(one, C)
+    else:
+        total = 0
+        for chunk in backend.chunks(C):
+            total = total + one(chunk)
+    if update_state:
+        estep.end_pass(total, mixture)
     return total
 
 
