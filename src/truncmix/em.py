@@ -123,10 +123,10 @@ def e_pass(backend, estep, mixture, *, update_state=True, outlier_capacity=0, on
         return stats
 
     if hasattr(backend, "map_reduce") and on_chunk is None:
-        total = backend.map_reduce(one, C)
+        total = backend.map_reduce(one, estep.columns(C))
     else:
         total = 0
-        for chunk in backend.chunks(C):
+        for chunk in backend.chunks(estep.columns(C)):
             total = total + one(chunk)
     if update_state:
         estep.end_pass(total, mixture)
@@ -156,9 +156,12 @@ class EMRun:
         Where the data is, how K is searched, where to start, how to stop.
     callback : callable or None
         Called with each :class:`IterationRecord`; returning True stops the fit.
+    keep_state : bool
+        Start from the per-point state already in the backend (written by the
+        initialisation) instead of a fresh one.
     """
 
-    def __init__(self, backend, estep, mixture, config, callback=None):
+    def __init__(self, backend, estep, mixture, config, callback=None, keep_state=False):
         self.backend = backend
         self.estep = estep
         self.mixture = mixture
@@ -168,7 +171,8 @@ class EMRun:
         self.converged = False
         self.n_iter = 0
         self.interrupted = False
-        backend.allocate_state(estep.state_shape(backend.n_samples, mixture.n_components))
+        if not keep_state:
+            backend.allocate_state(estep.state_shape(backend.n_samples, mixture.n_components))
 
     def iterate(self):
         """E-step, M-step, record; until converged or ``max_iter``."""
@@ -197,6 +201,7 @@ class EMRun:
                     stats, self.mixture, learned_weights=cfg.learned_weights,
                     floor=cfg.floor, reg_covar=cfg.reg_covar,
                 )
+            self.estep.after_m_step(self.mixture, report)
             self._report_degenerate(report, it)
             self.n_iter = it
             record = IterationRecord(
@@ -211,7 +216,8 @@ class EMRun:
             stop = self.callback(record) if self.callback is not None else False
             # a hard E-step that changed no set is a fixed point: the M-step
             # just reproduced the parameters
-            if (hard and stats.n_changed == 0 and report.n_empty == 0) or (
+            # (not at the first iteration: the start's M-step may have kept its means)
+            if (hard and it > 1 and stats.n_changed == 0 and report.n_empty == 0) or (
                 previous is not None and abs(F - previous) / W < cfg.tol
             ):
                 self.converged = True

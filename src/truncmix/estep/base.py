@@ -71,6 +71,13 @@ class EStep:
     def end_pass(self, stats, mixture):
         """Called after each state-updating pass with the summed statistics."""
 
+    def after_m_step(self, mixture, report):
+        """Called after each M-step with the new mixture and its MStepReport."""
+
+    def columns(self, n_components):
+        """Work-array columns per row, for sizing chunks."""
+        return n_components
+
     def update(self, X, mixture, K_prev, start=0):
         """Run the E-step on one chunk.
 

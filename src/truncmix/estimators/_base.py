@@ -11,6 +11,7 @@ from ..backends import InMemory
 from ..backends.base import rows_per_chunk
 from ..em import EMConfig, EMRun
 from ..estep import Exhaustive
+from ..estep.neighbourhood import Neighbourhood
 from ..exceptions import ConvergenceWarning
 from ..init import first_m_step, initial_means
 from ..model.covariance import COVARIANCE_TYPES, Floor
@@ -32,15 +33,25 @@ class TruncatedMixtureMixin:
         """``(n_components, covariance_type, learned_weights, n_active)``."""
         raise NotImplementedError
 
-    def _start(self, X, weights, backend, random_state, floor, data_cov):
+    def _start(self, X, weights, backend, random_state, floor, data_cov, seed_state=False):
         """Initial mixture, in the backend's (shifted) coordinates."""
         C, cov_type, learned, _ = self._model()
-        means = initial_means(X, weights, C, self._init_means_spec(), random_state)
+        means = initial_means(X, weights, C, self._init_means_spec(), random_state,
+                              coreset_size=self.coreset_size)
         self._check_init_means(means, X.shape[1])
         return first_m_step(
             backend, means - backend.offset, cov_type, data_cov,
             learned_weights=learned, floor=floor, reg_covar=self._reg_covar(),
+            seed_state=seed_state,
         )
+
+    def _estep(self):
+        """The E-step strategy the parameters ask for."""
+        C, _, _, n_active = self._model()
+        kept = C if n_active is None else min(n_active, C)
+        if self.search == "neighbourhood" and kept < C:
+            return Neighbourhood(kept, n_neighbors=self.n_neighbors, n_random=self.n_random)
+        return Exhaustive(n_active)
 
     def _init_means_spec(self):
         return self.init
@@ -104,11 +115,19 @@ class TruncatedMixtureMixin:
             learned_weights=learned, floor=floor, reg_covar=self._reg_covar(),
             max_iter=self.max_iter, tol=self.tol, outlier_capacity=min(C, 64),
         )
-        estep = Exhaustive(n_active)
+        estep = self._estep()
+        # a neighbourhood search starts from each point's nearest seeds, found by
+        # the first M-step's assignment pass
+        seeded = isinstance(estep, Neighbourhood)
         best = None
         for _ in range(self.n_init):
-            start = self._start(X, weights, backend, random_state, floor, data_cov)
-            run = EMRun(backend, estep, start, config, callback=self._progress).run()
+            if seeded:
+                backend.allocate_state(estep.state_shape(X.shape[0], C))
+            start = self._start(X, weights, backend, random_state, floor, data_cov,
+                                seed_state=seeded)
+            estep.start_fit(start, random_state)
+            run = EMRun(backend, estep, start, config, callback=self._progress,
+                        keep_state=seeded).run()
             final = self._final_pass(run, X, weights, backend.offset, estep)
             if best is None or final[1].free_energy > best[1][1].free_energy:
                 best = (run, final)
