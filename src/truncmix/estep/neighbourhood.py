@@ -231,10 +231,13 @@ def initial_table(mixture, n_neighbors):
     G = n_neighbors
     if G >= C:
         return np.array([[c] + [d for d in range(C) if d != c] for c in range(C)], np.int32)
-    res = Exhaustive(G + 1).update(np.ascontiguousarray(mixture.means), mixture, None)
+    if G + 1 < C:
+        ranked = Exhaustive(G + 1).update(np.ascontiguousarray(mixture.means), mixture, None).K
+    else:  # G = C - 1: every other component, ranked
+        ranked = np.argsort(-mixture.log_joint(mixture.means), axis=1, kind="stable")
     table = np.empty((C, G), np.int32)
     for c in range(C):
-        row = [d for d in res.K[c] if d != c]
+        row = [d for d in ranked[c] if d != c]
         table[c, 0] = c
         table[c, 1:] = row[: G - 1]
     return table
