@@ -88,7 +88,7 @@ def test_estep_kernel_equals_numpy_twin(cov_type, k, G, E, dtype):
     n_cand = np.empty(n, np.int32)
     full = form.P3 is not None
     neighbourhood_estep_into(
-        Y, form.M, form.prec, form.cap, form.P3 if full else np.zeros((1, 1, 1)), full,
+        Y, form.M, form.prec, form.cap, form.P3 if full else np.zeros((1, 1, 1)), form.kind,
         K_prev, table, E, 1234, 5, 1000, k, 16, K, q, lse, cand, gap, n_cand,
     )
     K_r, q_r, lse_r, pairs = ref.neighbourhood_estep(
@@ -182,7 +182,7 @@ def test_neighbourhood_with_all_neighbours_is_exhaustive(cov_type, n_active):
               max_iter=15, tol=0)
     exhaustive = TruncatedGaussianMixture(**kw).fit(X)
     search = TruncatedGaussianMixture(search="neighbourhood", n_neighbors=C, n_random=0,
-                                      **kw).fit(X)
+                                      swaps=0, **kw).fit(X)
     assert search.n_iter_ == exhaustive.n_iter_
     np.testing.assert_allclose(search.free_energy_history_, exhaustive.free_energy_history_,
                                rtol=1e-10)
@@ -198,7 +198,7 @@ def test_kmeans_with_all_neighbours_is_lloyd():
 
     X, _ = make_blobs(500, 4, centers=8, random_state=1)
     ours = KMeans(8, random_state=3, search="neighbourhood", n_neighbors=8, n_random=0,
-                  tol=0).fit(X)
+                  swaps=0, tol=0).fit(X)
     exhaustive = KMeans(8, random_state=3, tol=0).fit(X)
     np.testing.assert_array_equal(ours.labels_, exhaustive.labels_)
     np.testing.assert_allclose(ours.cluster_centers_, exhaustive.cluster_centers_, rtol=1e-10)
@@ -291,6 +291,61 @@ def test_relocated_component_gets_a_neighbourhood():
     assert step.table[4, 0] == 4
     for c in step.table[4, 1:]:
         assert 4 in step.table[c]
+
+
+# ------------------------------------------------------------------ swap moves
+def two_in_one_start():
+    """Four separated blobs; the start puts two means in blob 0 and none in blob 3."""
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0], [20.0, 20.0]])
+    y = np.repeat(np.arange(4), 150)
+    X = centres[y] + rng.normal(size=(600, 2))
+    init = np.array([[-0.5, 0.0], [0.5, 0.0], [20.0, 0.0], [0.0, 20.0]])
+    return X, y, init
+
+
+def test_swaps_repair_what_local_search_cannot():
+    from sklearn.metrics import adjusted_rand_score
+
+    X, y, init = two_in_one_start()
+    stuck = KMeans(4, init=init, search="neighbourhood", swaps=0, n_random=0).fit(X)
+    lloyd = KMeans(4, init=init).fit(X)
+    repaired = KMeans(4, init=init, search="neighbourhood", n_random=0).fit(X)
+    assert adjusted_rand_score(y, stuck.labels_) < 0.9
+    assert adjusted_rand_score(y, lloyd.labels_) < 0.9
+    assert adjusted_rand_score(y, repaired.labels_) == 1.0
+    assert sum(r.n_swapped for r in repaired.history_) >= 1
+    assert repaired.inertia_ < 0.5 * lloyd.inertia_
+    assert_monotone(repaired.free_energy_history_)
+    assert repaired.converged_
+
+
+def test_a_swap_raises_the_exactly_recomputed_free_energy():
+    from truncmix.backends import InMemory
+    from truncmix.em import e_pass
+    from truncmix.moves import swap_moves
+    from truncmix.model.covariance import Isotropic
+
+    X, _, init = two_in_one_start()
+    backend = InMemory(X, np.ones(len(X)), np.zeros(2))
+    mixture = Mixture.with_equal_weights(init, Isotropic(2.0, 4, 2))
+    step = Neighbourhood(1, n_neighbors=2, n_random=0)
+    backend.allocate_state((len(X), 1))
+    backend.state[:, 0] = np.argmin(((X[:, None] - init[None]) ** 2).sum(-1), axis=1)
+    step.start_fit(mixture, np.random.RandomState(0))
+    stats = e_pass(backend, step, mixture)
+
+    def free_energy(mix, labels):  # float64 recomputation from the definition
+        return float(mix.log_joint(X)[np.arange(len(X)), labels].sum())
+
+    before = free_energy(mixture, backend.state[:, 0].copy())
+    np.testing.assert_allclose(before, stats.free_energy, rtol=1e-12)
+    moved, n = swap_moves(backend, mixture, stats.extra, 4, on_move=step.moved)
+    assert n == 1
+    after = free_energy(moved, backend.state[:, 0])
+    assert after > before
+    # one of the two means in blob 0 went to the empty blob (3)
+    assert np.min(((moved.means - [20.0, 20.0]) ** 2).sum(-1)) < 25.0
 
 
 # ----------------------------------------------------------------- seedings

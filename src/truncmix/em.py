@@ -74,7 +74,7 @@ def chunk_stats(chunk, estep, mixture, moments_of=None, *, update_state=True,
         when ``update_state``).
     """
     cov = mixture.covariance if moments_of is None else moments_of
-    res = estep.update(chunk.X, mixture, chunk.K, chunk.start)
+    res = estep.update(chunk.X, mixture, chunk.K, chunk.start, chunk.weights)
     n_changed = -1
     if chunk.K is not None and res.K is not None:
         # zero-weight rows do not enter the M-step, so their moves don't count
@@ -159,14 +159,20 @@ class EMRun:
     keep_state : bool
         Start from the per-point state already in the backend (written by the
         initialisation) instead of a fresh one.
+    moves : callable or None
+        Global moves after each M-step, called as ``moves(backend, mixture,
+        stats)`` and returning ``(mixture, n_moves)``; they must not lower the
+        free energy (see :mod:`truncmix.moves`).
     """
 
-    def __init__(self, backend, estep, mixture, config, callback=None, keep_state=False):
+    def __init__(self, backend, estep, mixture, config, callback=None, keep_state=False,
+                 moves=None):
         self.backend = backend
         self.estep = estep
         self.mixture = mixture
         self.config = config
         self.callback = callback
+        self.moves = moves
         self.history = []
         self.converged = False
         self.n_iter = 0
@@ -179,6 +185,7 @@ class EMRun:
         cfg = self.config
         hard = self.estep.kept(self.mixture.n_components) == 1
         previous = None
+        moved = 0
         for it in range(1, cfg.max_iter + 1):
             t0 = time.perf_counter()
             stats = e_pass(self.backend, self.estep, self.mixture,
@@ -203,23 +210,28 @@ class EMRun:
                 )
             self.estep.after_m_step(self.mixture, report)
             self._report_degenerate(report, it)
+            settled = moved == 0
+            moved = 0
+            if self.moves is not None:
+                self.mixture, moved = self.moves(self.backend, self.mixture, stats)
             self.n_iter = it
             record = IterationRecord(
                 iteration=it, free_energy=F, delta=delta, n_evals=stats.n_evals,
                 n_changed=stats.n_changed, n_empty=report.n_empty,
                 n_relocated=len(report.relocated), n_removed=len(report.removed),
                 n_floored=report.n_floored, n_alive=int(self.mixture.alive.sum()),
-                seconds=time.perf_counter() - t0,
+                n_swapped=moved, seconds=time.perf_counter() - t0,
             )
             self.history.append(record)
             yield record
             stop = self.callback(record) if self.callback is not None else False
-            # a hard E-step that changed no set is a fixed point: the M-step
-            # just reproduced the parameters
-            # (not at the first iteration: the start's M-step may have kept its means)
-            if (hard and it > 1 and stats.n_changed == 0 and report.n_empty == 0) or (
-                previous is not None and abs(F - previous) / W < cfg.tol
-            ):
+            # A hard E-step that changed no set is a fixed point: the M-step just
+            # reproduced the parameters. Not at the first iteration (the start's
+            # M-step may have kept its means), nor around global moves (they
+            # changed sets and means outside the E- and M-steps).
+            fixed = hard and it > 1 and settled and stats.n_changed == 0 and report.n_empty == 0
+            small = previous is not None and abs(F - previous) / W < cfg.tol
+            if moved == 0 and (fixed or small):
                 self.converged = True
                 return
             if stop:

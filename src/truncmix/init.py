@@ -47,12 +47,15 @@ def initial_means(X, weights, n_components, init, random_state, coreset_size=Non
         p = weights / weights.sum()
         rows = random_state.choice(X.shape[0], size=n_components, replace=False, p=p)
         return np.asarray(X[np.sort(rows)], dtype=np.float64)
-    if coreset_size is not None and coreset_size < X.shape[0]:
+    on_coreset = coreset_size is not None and coreset_size < X.shape[0]
+    if on_coreset:
         rows, weights = lightweight_coreset(X, weights, max(coreset_size, n_components),
                                             random_state)
         X = X[rows]
     if init == "afk-mc2":
         return afk_mc2(X, weights, n_components, random_state)
+    if on_coreset:
+        return greedy_kmeans_pp(X, weights, n_components, random_state)
     from sklearn.cluster import kmeans_plusplus
 
     # Seeding draws points by inverse-CDF sampling over the rows; in a
@@ -63,6 +66,31 @@ def initial_means(X, weights, n_components, init, random_state, coreset_size=Non
         X[order], n_components, sample_weight=weights[order], random_state=random_state
     )
     return np.asarray(centres, dtype=np.float64)
+
+
+def greedy_kmeans_pp(X, weights, n_components, random_state):
+    """Greedy k-means++ with ``2 + log C`` local trials per centre (numba, float32).
+
+    The same rule as scikit-learn's ``kmeans_plusplus``, in a blocked kernel
+    that is several times faster; used on coresets, where the speed matters
+    more than drawing scikit-learn's exact seeds.
+
+    Returns
+    -------
+    ndarray (C, D), float64
+    """
+    from .kernels.seeding import greedy_kmeans_pp as kernel
+
+    C = n_components
+    trials = 2 + int(np.log(C))
+    first_u = random_state.random_sample()
+    uniforms = random_state.random_sample((max(C - 1, 0), trials))
+    w = np.asarray(weights, dtype=np.float64)
+    # centred, so the expanded distances lose little to rounding in float32
+    X32 = np.asarray(X, dtype=np.float32)
+    X32 = np.ascontiguousarray(X32 - ((w @ X32) / w.sum()).astype(np.float32))
+    rows = kernel(X32, w, C, trials, first_u, uniforms)
+    return np.asarray(X[rows], dtype=np.float64)
 
 
 def lightweight_coreset(X, weights, size, random_state):
@@ -80,8 +108,11 @@ def lightweight_coreset(X, weights, size, random_state):
     weights : ndarray (size,), float64
     """
     w = np.asarray(weights, dtype=np.float64)
-    mean = (w @ X) / w.sum()
-    d2 = np.einsum("ij,ij->i", X - mean, X - mean, dtype=np.float64)
+    mean = ((w @ X) / w.sum()).astype(X.dtype)
+    d2 = np.empty(X.shape[0])
+    for s in range(0, X.shape[0], 65536):  # in blocks: no full-size temporary
+        block = X[s : s + 65536] - mean
+        d2[s : s + 65536] = np.einsum("ij,ij->i", block, block)
     spread = w @ d2
     s = 0.5 * w / w.sum() + (0.5 * w * d2 / spread if spread > 0 else 0.5 * w / w.sum())
     s /= s.sum()
@@ -145,7 +176,7 @@ class _NearestSets(EStep):
     """Assignment to the nearest mean that also writes each point's C' nearest
     means into the per-point state: the first truncated sets of a search."""
 
-    def update(self, X, mixture, K_prev, start=0):
+    def update(self, X, mixture, K_prev, start=0, weights=None):
         res = Exhaustive(self.n_active).update(X, mixture, None)
         K_prev[...] = res.K
         ones = np.ones((X.shape[0], 1))

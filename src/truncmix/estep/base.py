@@ -78,7 +78,7 @@ class EStep:
         """Work-array columns per row, for sizing chunks."""
         return n_components
 
-    def update(self, X, mixture, K_prev, start=0):
+    def update(self, X, mixture, K_prev, start=0, weights=None):
         """Run the E-step on one chunk.
 
         Parameters
@@ -90,6 +90,8 @@ class EStep:
         start : int
             Global index of the chunk's first row (seeds per-row randomness,
             so results do not depend on chunking or threads).
+        weights : ndarray (n,) or None
+            Sample weights, for statistics the strategy gathers for itself.
 
         Returns
         -------

@@ -30,28 +30,44 @@ FOLD_ENTRIES = 1 << 22
 
 
 class NeighbourScores:
-    """Gaps of (best component, candidate) pairs, summed over points; closed under ``+``.
+    """What the neighbourhood E-step gathers besides the M-step's statistics.
 
-    Pairs are kept raw per chunk and folded into a (C, A) table when they grow
-    past :data:`FOLD_ENTRIES`, so the memory is bounded whatever the data size.
+    Closed under ``+``. Holds the gaps of (best component, candidate) pairs,
+    kept raw per chunk and folded into a (C, A) table once they grow past
+    :data:`FOLD_ENTRIES` (so memory is bounded whatever the data size), and
+    per-component summaries for global moves (:mod:`truncmix.moves`):
+    ``removal`` (C,), the estimated loss of free energy if the component were
+    dropped, and ``worst_lse`` / ``worst_row`` (C,), its worst-explained point.
     """
 
-    def __init__(self, n_components, capacity, parts=(), table=None):
-        self.n_components = n_components
+    def __init__(self, n_components, capacity, parts=(), table=None, removal=None,
+                 worst_lse=None, worst_row=None):
+        C = n_components
+        self.n_components = C
         self.capacity = capacity
         self.parts = list(parts)
         self.table = table
+        self.removal = np.zeros(C) if removal is None else removal
+        self.worst_lse = np.full(C, np.inf) if worst_lse is None else worst_lse
+        self.worst_row = np.full(C, -1, np.int64) if worst_row is None else worst_row
 
     @classmethod
-    def from_chunk(cls, n_components, capacity, best, cand, gap, n_cand, weights):
-        return cls(n_components, capacity, [(best, cand, gap, n_cand, weights)])
+    def from_chunk(cls, n_components, capacity, best, cand, gap, n_cand, weights, lse=None,
+                   start=0):
+        out = cls(n_components, capacity, [(best, cand, gap, n_cand, weights)])
+        if lse is not None:
+            from ..kernels.neighbourhood import chunk_summaries
+
+            chunk_summaries(best, lse, cand, gap, weights, start, out.removal, out.worst_lse,
+                            out.worst_row)
+        return out
 
     @property
     def n_entries(self):
         return sum(p[1].size for p in self.parts)
 
     def folded(self):
-        """The statistics as one ``(keys, sums, counts)`` table."""
+        """The pair statistics as one ``(keys, sums, counts)`` table."""
         from ..kernels.neighbourhood import merge_tables_into, tally_into
 
         C, A = self.n_components, self.capacity
@@ -67,7 +83,17 @@ class NeighbourScores:
     def __add__(self, other):
         if not isinstance(other, NeighbourScores):
             return NotImplemented
-        out = NeighbourScores(self.n_components, self.capacity, self.parts + other.parts)
+        # worst points: the lower lse, ties to the smaller row (any grouping agrees)
+        take = (other.worst_lse < self.worst_lse) | (
+            (other.worst_lse == self.worst_lse) & (other.worst_row >= 0)
+            & ((self.worst_row < 0) | (other.worst_row < self.worst_row))
+        )
+        out = NeighbourScores(
+            self.n_components, self.capacity, self.parts + other.parts,
+            removal=self.removal + other.removal,
+            worst_lse=np.where(take, other.worst_lse, self.worst_lse),
+            worst_row=np.where(take, other.worst_row, self.worst_row),
+        )
         if self.table is not None and other.table is not None:
             from ..kernels.neighbourhood import merge_tables_into
 
@@ -77,7 +103,7 @@ class NeighbourScores:
         else:
             out.table = self.table if self.table is not None else other.table
         if out.n_entries > FOLD_ENTRIES:
-            return NeighbourScores(self.n_components, self.capacity, (), out.folded())
+            out.table, out.parts = out.folded(), []
         return out
 
 
@@ -148,19 +174,22 @@ class Neighbourhood(EStep):
 
     def after_m_step(self, mixture, report):
         """Give re-seeded components the neighbourhood of the place they moved to."""
-        if self.table is None or not len(report.relocated):
+        for r in report.relocated:
+            self.moved(mixture, r)
+
+    def moved(self, mixture, r):
+        """Component ``r`` jumped: its neighbours become those of its new place,
+        and it joins their neighbourhoods (so their points can find it)."""
+        if self.table is None or self.table.shape[1] < 2:
             return
         G = self.table.shape[1]
-        if G < 2:
-            return
-        for r in report.relocated:
-            l = mixture.log_joint(mixture.means[r][None, :])[0]
-            l[r] = np.inf
-            near = np.argsort(-l, kind="stable")[:G]
-            self.table[r] = near
-            for c in near[1:]:
-                if r not in self.table[c]:
-                    self.table[c, -1] = r
+        l = mixture.log_joint(mixture.means[r][None, :])[0]
+        l[r] = np.inf
+        near = np.argsort(-l, kind="stable")[:G]
+        self.table[r] = near
+        for c in near[1:]:
+            if r not in self.table[c]:
+                self.table[c, -1] = r
 
     # -------------------------------------------------------------- E-step
     def _gather_form(self, mixture):
@@ -171,7 +200,7 @@ class Neighbourhood(EStep):
             self._form_mixture = mixture  # keeps the id valid
         return self._form
 
-    def update(self, X, mixture, K_prev, start=0):
+    def update(self, X, mixture, K_prev, start=0, weights=None):
         from .._threads import single_threaded_blas
         from ..kernels.neighbourhood import block_rows, neighbourhood_estep_into
 
@@ -189,8 +218,7 @@ class Neighbourhood(EStep):
         form = self._gather_form(mixture)
         Y = X if form.transform is None else X @ form.transform.astype(X.dtype, copy=False)
         Y = np.ascontiguousarray(Y)
-        full = form.P3 is not None
-        P3 = form.P3 if full else np.zeros((1, 1, 1))
+        P3 = form.P3 if form.P3 is not None else np.zeros((1, 1, 1))
         E = self.width(C) - 1
         K = np.empty((n, k), np.int32)
         q = np.empty((n, k))
@@ -202,7 +230,7 @@ class Neighbourhood(EStep):
         K_in = np.where(unknown[:, None], known[:, None], K_prev).astype(np.int32)
         with single_threaded_blas():
             neighbourhood_estep_into(
-                Y, form.M, form.prec, form.cap, P3, full, K_in, self.table, self.n_random,
+                Y, form.M, form.prec, form.cap, P3, form.kind, K_in, self.table, self.n_random,
                 self.seed, self.pass_index, start, k, block_rows(n), K, q, lse, cand, gap, n_cand,
             )
         n_evals = int(n_cand.sum())
@@ -214,9 +242,10 @@ class Neighbourhood(EStep):
             n_cand[rows] = 0
             n_evals += len(rows) * C
         capacity = min(C, max(2 * self.neighbours(C), self.width(C)) + 8)
+        weights = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
         extra = NeighbourScores.from_chunk(
-            C, capacity, K[:, 0].copy(), cand, gap, np.minimum(n_cand, cand.shape[1]),
-            np.ones(n),
+            C, capacity, K[:, 0].copy(), cand, gap, np.minimum(n_cand, cand.shape[1]), weights,
+            lse=lse, start=start,
         )
         return ChunkResult(K, q, lse, n_evals + extra_evals, extra=extra)
 

@@ -11,7 +11,8 @@ from ..backends import InMemory
 from ..backends.base import rows_per_chunk
 from ..em import EMConfig, EMRun
 from ..estep import Exhaustive
-from ..estep.neighbourhood import Neighbourhood
+from ..estep.neighbourhood import Neighbourhood, NeighbourScores
+from ..moves import swap_moves
 from ..exceptions import ConvergenceWarning
 from ..init import first_m_step, initial_means
 from ..model.covariance import COVARIANCE_TYPES, Floor
@@ -44,6 +45,22 @@ class TruncatedMixtureMixin:
             learned_weights=learned, floor=floor, reg_covar=self._reg_covar(),
             seed_state=seed_state,
         )
+
+    def _moves(self, estep):
+        """Global swap moves for hard neighbourhood fits, or None."""
+        C = self._model()[0]
+        if not isinstance(estep, Neighbourhood) or estep.kept(C) != 1:
+            return None
+        limit = 1 + C // 20 if self.swaps == "auto" else int(self.swaps)
+        if limit == 0:
+            return None
+
+        def moves(backend, mixture, stats):
+            if not isinstance(stats.extra, NeighbourScores):
+                return mixture, 0
+            return swap_moves(backend, mixture, stats.extra, limit, on_move=estep.moved)
+
+        return moves
 
     def _estep(self):
         """The E-step strategy the parameters ask for."""
@@ -127,7 +144,7 @@ class TruncatedMixtureMixin:
                                 seed_state=seeded)
             estep.start_fit(start, random_state)
             run = EMRun(backend, estep, start, config, callback=self._progress,
-                        keep_state=seeded).run()
+                        keep_state=seeded, moves=self._moves(estep)).run()
             final = self._final_pass(run, X, weights, backend.offset, estep)
             if best is None or final[1].free_energy > best[1][1].free_energy:
                 best = (run, final)

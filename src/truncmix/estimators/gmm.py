@@ -82,6 +82,14 @@ default="k-means++"
         Seed on a lightweight coreset of this many weighted points (Bachem,
         Lucic and Krause 2018) instead of the whole data: seeding then costs
         O(coreset_size C D) instead of O(N C D). The fit itself uses all data.
+    swaps : "auto" or int, default="auto"
+        Most global swap moves per iteration for hard fits (C' = 1) with
+        ``search="neighbourhood"``: a redundant component jumps to a badly
+        explained point when that raises the free energy (exactly computed; see
+        :mod:`truncmix.moves`). They repair what local search cannot, such as
+        two components in one cluster and none in another. "auto" allows
+        ``1 + C // 20``; 0 turns them off. The exhaustive search never swaps,
+        so that k-means stays exactly Lloyd's algorithm.
 
     Attributes
     ----------
@@ -137,13 +145,15 @@ default="k-means++"
         "n_neighbors": [Interval(numbers.Integral, 1, None)],
         "n_random": [Interval(numbers.Integral, 0, None)],
         "coreset_size": [Interval(numbers.Integral, 1, None), Options((None,))],
+        "swaps": [Interval(numbers.Integral, 0, None), Options(("auto",))],
     }
 
     def __init__(self, n_components=1, *, n_active=None, covariance_type="diag",
                  weights="learned", init="k-means++", n_init=1, max_iter=100, tol=1e-3,
                  reg_covar=0.0, covariance_floor=1e-6, weights_init=None, means_init=None,
                  precisions_init=None, random_state=None, verbose=0, chunk_size=None,
-                 search="exhaustive", n_neighbors=5, n_random=1, coreset_size=None):
+                 search="exhaustive", n_neighbors=5, n_random=1, coreset_size=None,
+                 swaps="auto"):
         self.n_components = n_components
         self.n_active = n_active
         self.covariance_type = covariance_type
@@ -164,6 +174,7 @@ default="k-means++"
         self.n_neighbors = n_neighbors
         self.n_random = n_random
         self.coreset_size = coreset_size
+        self.swaps = swaps
 
     def _model(self):
         return self.n_components, self.covariance_type, self.weights == "learned", self.n_active

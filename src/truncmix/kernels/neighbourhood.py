@@ -42,34 +42,49 @@ def row_stream(seed, pass_index, row):  # pragma: no cover - compiled
     return z ^ (np.uint64(row) * _GOLDEN)
 
 
-@nb.njit(inline="always")
-def _log_joint(Y, i, c, M, prec, cap, P3, full, z):  # pragma: no cover - compiled
-    D = Y.shape[1]
+#: reassociation lets the per-candidate sums vectorise; no finite-math
+#: assumption, since removed components carry a log-joint of -inf
+_FAST = {"reassoc", "contract"}
+
+
+@nb.njit(inline="always", fastmath=_FAST)
+def _log_joint(y, c, M, prec, cap, P3, kind, z):  # pragma: no cover - compiled
+    """l(c, x) for one row ``y`` (float64) and component c.
+
+    kind 0: one precision per component (prec[c, 0]); 1: diagonal; 2: full.
+    """
+    D = y.shape[0]
     acc = 0.0
-    if full:
-        for a in range(D):
-            z[a] = -M[c, a]
+    if kind == 0:
         for d in range(D):
-            y = np.float64(Y[i, d])
-            for a in range(D):
-                z[a] += y * P3[c, d, a]
-        for a in range(D):
-            acc += z[a] * z[a]
-    else:
+            t = y[d] - M[c, d]
+            acc += t * t
+        return cap[c] - 0.5 * prec[c, 0] * acc
+    if kind == 1:
         for d in range(D):
-            y = np.float64(Y[i, d]) - M[c, d]
-            acc += prec[c, d] * y * y
+            t = y[d] - M[c, d]
+            acc += prec[c, d] * t * t
+        return cap[c] - 0.5 * acc
+    for a in range(D):
+        z[a] = -M[c, a]
+    for d in range(D):
+        yd = y[d]
+        for a in range(D):
+            z[a] += yd * P3[c, d, a]
+    for a in range(D):
+        acc += z[a] * z[a]
     return cap[c] - 0.5 * acc
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def neighbourhood_estep_into(Y, M, prec, cap, P3, full, K_prev, table, n_random, seed, pass_index,
+def neighbourhood_estep_into(Y, M, prec, cap, P3, kind, K_prev, table, n_random, seed, pass_index,
                              start, k, block, K, q, lse, cand, gap, n_cand):  # pragma: no cover
     """Truncated E-step on candidate sets, parallel over blocks of rows.
 
     IN:  Y (n, D) rows (whitened for tied); M (C, D), prec (C, D), cap (C,)
          float64 (see the module docstring); P3 (C, D, D) float64 whitenings
-         when ``full`` (else unused); K_prev (n, k0) int32, every entry valid;
+         (kind 2 only); kind: 0 one precision per component (prec[:, 0]),
+         1 diagonal precisions, 2 full; K_prev (n, k0) int32, every entry valid;
          table (C, G) int32 neighbourhoods, table[c, 0] == c; n_random int;
          seed, pass_index, start ints (random stream per global row);
          k = C'; block: rows per parallel block.
@@ -92,6 +107,7 @@ def neighbourhood_estep_into(Y, M, prec, cap, P3, full, K_prev, table, n_random,
         vals = np.empty(k)
         idx = np.empty(k, np.int32)
         z = np.empty(Y.shape[1])
+        y = np.empty(Y.shape[1])
         s = b * block
         e = min(n, s + block)
         for i in range(s, e):
@@ -116,8 +132,10 @@ def neighbourhood_estep_into(Y, M, prec, cap, P3, full, K_prev, table, n_random,
                     stamp[c] = tag
                     members[m] = c
                     m += 1
+            for d in range(Y.shape[1]):
+                y[d] = Y[i, d]
             for j in range(m):
-                values[j] = _log_joint(Y, i, members[j], M, prec, cap, P3, full, z)
+                values[j] = _log_joint(y, members[j], M, prec, cap, P3, kind, z)
             # top-k by (value descending, index ascending)
             filled = 0
             for j in range(m):
@@ -281,3 +299,34 @@ def choose_neighbours(keys, sums, counts, old, alive):  # pragma: no cover - com
 def block_rows(n_rows):
     """Rows per parallel block: enough blocks for the threads, each a few hundred rows."""
     return int(max(16, min(512, n_rows // (4 * max(nb.get_num_threads(), 1)) or 16)))
+
+
+@nb.njit(cache=True, nogil=True)
+def chunk_summaries(best, lse, cand, gap, weights, start, removal, worst_lse, worst_row):  # pragma: no cover
+    """Per-component summaries that global moves use.
+
+    IN:  best (n,) int32 each point's best component; lse (n,); cand, gap
+         (n, E) as written by the E-step kernel; weights (n,); start: global
+         index of row 0.
+    OUT (updated in place): removal (C,) += w_n times the smallest gap of the
+         point (what dropping its best component would cost it, by the
+         candidates it saw; +inf when it saw none); worst_lse (C,) and
+         worst_row (C,) int64: the lowest lse among each component's points
+         with positive weight and its global row (ties: the smaller row).
+    """
+    n, E = cand.shape
+    for i in range(n):
+        w = weights[i]
+        if w == 0.0:
+            continue
+        b = best[i]
+        g = np.inf
+        for j in range(E):
+            if cand[i, j] < 0:
+                break
+            if gap[i, j] < g:
+                g = gap[i, j]
+        removal[b] += w * g
+        if lse[i] < worst_lse[b]:
+            worst_lse[b] = lse[i]
+            worst_row[b] = start + i

@@ -51,3 +51,71 @@ def afk_mc2_chains(X, w, q, first, proposals, uniforms):  # pragma: no cover - c
         chosen[i + 1] = x
         centres[i + 1] = X[x]
     return chosen
+
+
+@nb.njit(cache=True, nogil=True)
+def greedy_kmeans_pp(X, w, n_components, n_trials, first_u, uniforms):  # pragma: no cover
+    """Greedy k-means++ (Arthur and Vassilvitskii 2007, with local trials as in
+    scikit-learn): each new centre is the best of ``n_trials`` D^2-weighted draws.
+
+    The trials' distances come from one small matrix product per step
+    (``||x||^2 - 2 x.c + ||c||^2``, clamped at zero; centre X first).
+
+    IN:  X (m, D) float32, centred; w (m,) float64 weights; n_components C;
+         n_trials T; first_u float in [0, 1); uniforms (C-1, T) in [0, 1).
+    OUT: (C,) int64 chosen rows.
+    """
+    m, D = X.shape
+    T = n_trials
+    chosen = np.empty(n_components, np.int64)
+    x_sq = np.empty(m)
+    for i in range(m):
+        acc = 0.0
+        for d in range(D):
+            acc += np.float64(X[i, d]) * X[i, d]
+        x_sq[i] = acc
+    cum = np.cumsum(w)
+    chosen[0] = min(np.searchsorted(cum, first_u * cum[-1], side="right"), m - 1)
+    closest = np.empty(m)
+    trial = np.empty((D, T), X.dtype)
+    cands = np.empty(T, np.int64)
+    c0 = chosen[0]
+    for i in range(m):
+        acc = 0.0
+        for d in range(D):
+            t = np.float64(X[i, d]) - X[c0, d]
+            acc += t * t
+        closest[i] = acc
+    for s in range(1, n_components):
+        cum = np.cumsum(w * closest)
+        total = cum[-1]
+        for t in range(T):
+            if total > 0:
+                cands[t] = min(np.searchsorted(cum, uniforms[s - 1, t] * total, side="right"),
+                               m - 1)
+            else:  # every row is a centre already: any row
+                cands[t] = int(uniforms[s - 1, t] * m) % m
+            for d in range(D):
+                trial[d, t] = X[cands[t], d]
+        G = np.dot(X, trial)  # (m, T)
+        best = 0
+        best_pot = np.inf
+        for t in range(T):
+            c_sq = x_sq[cands[t]]
+            pot = 0.0
+            for i in range(m):
+                v = x_sq[i] - 2.0 * G[i, t] + c_sq
+                v = v if v > 0.0 else 0.0
+                pot += w[i] * (v if v < closest[i] else closest[i])
+            if pot < best_pot:
+                best_pot = pot
+                best = t
+        chosen[s] = cands[best]
+        c_sq = x_sq[cands[best]]
+        for i in range(m):
+            v = x_sq[i] - 2.0 * G[i, best] + c_sq
+            v = v if v > 0.0 else 0.0
+            if v < closest[i]:
+                closest[i] = v
+        closest[cands[best]] = 0.0
+    return chosen

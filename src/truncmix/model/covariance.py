@@ -292,6 +292,14 @@ class GatherForm:
     cap: np.ndarray
     P3: np.ndarray | None = None
 
+    @property
+    def kind(self):
+        """0: one precision per component (each row of ``prec`` constant);
+        1: diagonal; 2: full (the kernels' switch)."""
+        if self.P3 is not None:
+            return 2
+        return 0 if bool(np.all(self.prec == self.prec[:, :1])) else 1
+
 
 def _isotropic_form(means, log_weights, log_norm, variances):
     """``-||x - mu_c||^2 / (2 v_c)`` expanded, for per-component variances ``v``."""
