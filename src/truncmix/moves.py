@@ -53,48 +53,64 @@ def swap_moves(backend, mixture, summaries, max_swaps, on_move=None):
     if max_swaps <= 0 or state is None or state.shape[1] != 1:
         return mixture, 0
     X, w = backend.X, backend.weights
-    alive = mixture.alive
     labels = state[:, 0]
-    targets = [c for c in np.argsort(summaries.worst_lse, kind="stable")
+    targets = [int(c) for c in np.argsort(summaries.worst_lse, kind="stable")
                if summaries.worst_row[c] >= 0 and np.isfinite(summaries.worst_lse[c])]
-    donors = [c for c in np.argsort(summaries.removal, kind="stable")
-              if alive[c] and np.isfinite(summaries.removal[c])]
+    donors = [int(c) for c in np.argsort(summaries.removal, kind="stable")
+              if mixture.alive[c] and np.isfinite(summaries.removal[c])]
+    # Log-joints are taken with the parameters before any swap: a swap only
+    # changes the mean of the donor it moves, and a moved donor is never used
+    # again in the round (not as a fallback, donor or target), so they stay
+    # exact throughout. The arrays are small: one BLAS thread (no start-up).
+    budget = 4 * max_swaps + 8
+    targets, donors = targets[:budget], donors[:budget]
+    if not targets or not donors:
+        return mixture, 0
+    from ._threads import single_threaded_blas
+
+    with single_threaded_blas():
+        return _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps,
+                           on_move)
+
+
+def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, on_move):
+    rows = np.flatnonzero(np.isin(labels, donors))
+    rows = rows[np.argsort(labels[rows], kind="stable")]
+    sorted_labels = labels[rows]  # a copy: the grouping before any swap
+    cap = mixture.log_weights + mixture.covariance.log_norm()
     used = np.zeros(mixture.n_components, bool)
     means = mixture.means.copy()
-    n_swaps = 0
-    failures = 0
-    d = 0
+    n_swaps = failures = d = 0
     for j in targets:
         if n_swaps >= max_swaps or failures >= 4 or d >= len(donors):
             break
-        if used[j]:
-            continue
         p = int(summaries.worst_row[j])
         k_p = int(labels[p])
+        if used[j] or used[k_p]:
+            continue
         while d < len(donors) and (used[donors[d]] or donors[d] == k_p):
             d += 1
         if d >= len(donors):
             break
-        r = int(donors[d])
-        current = Mixture(means, mixture.log_weights, mixture.covariance)
-        rows = np.flatnonzero(labels == r)
-        l_rows = current.log_joint(np.asarray(X[rows]))
-        own = l_rows[:, r].copy()
-        l_rows[:, r] = -np.inf
-        l_rows[:, used] = -np.inf  # components already moved this round are not fallbacks
-        other = np.argmax(l_rows, axis=1)
-        loss = float(w[rows] @ (own - l_rows[np.arange(len(rows)), other])) if len(rows) else 0.0
-        l_p = current.log_joint(np.asarray(X[p : p + 1], dtype=np.float64))[0]
-        cap_r = float(mixture.log_weights[r] + mixture.covariance.log_norm()[r])
-        gain = float(w[p] * (cap_r - l_p[k_p]))
+        r = donors[d]
+        lo, hi = np.searchsorted(sorted_labels, [r, r + 1])
+        block = mixture.log_joint(np.asarray(X[rows[lo:hi]]))
+        own = block[:, r].copy()
+        block[:, used] = -np.inf  # moved or changed this round: not fallbacks
+        block[:, r] = -np.inf
+        other = np.argmax(block, axis=1)
+        fallback = block[np.arange(hi - lo), other]
+        loss = float(w[rows[lo:hi]] @ (own - fallback)) if hi > lo else 0.0
+        l_p = mixture.log_joint(np.asarray(X[p : p + 1]))[0, k_p]
+        gain = float(w[p] * (cap[r] - l_p))
         if not (np.isfinite(loss) and gain > loss):
             failures += 1
             used[j] = True
             continue
         means[r] = np.asarray(X[p], dtype=np.float64)
-        labels[rows] = other
+        labels[rows[lo:hi]] = other
         labels[p] = r
-        used[r] = used[j] = used[k_p] = True
+        used[[r, j, k_p]] = True
         used[other] = True
         n_swaps += 1
         d += 1

@@ -125,7 +125,8 @@ class TruncatedMixtureMixin:
         C, cov_type, learned, n_active = self._model()
         random_state = check_random_state(self.random_state)
         backend = InMemory(X, weights, np.zeros(X.shape[1]), self.chunk_size)
-        mean, data_cov = backend.moments()
+        # tied and full starts need the whole covariance; the others its diagonal
+        mean, data_cov = backend.moments(full=cov_type in ("tied", "full"))
         backend = InMemory(X, weights, mean, self.chunk_size, centre_once=True)
         floor = Floor.from_variances(np.diag(data_cov), self._covariance_floor())
         config = EMConfig(
