@@ -362,6 +362,25 @@ def test_afk_mc2_seeds_are_rows_and_cover_separated_clusters():
     np.testing.assert_array_equal(seeds, again)
 
 
+def test_seeding_kernels_equal_numpy_twins():
+    from truncmix.kernels.seeding import afk_mc2_chains, greedy_kmeans_pp
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 3)) + rng.integers(0, 5, size=(300, 1)) * 6.0
+    X -= X.mean(axis=0)
+    w = rng.uniform(0.5, 2.0, size=300)
+    uniforms = rng.random((9, 4))
+    got = greedy_kmeans_pp(X.astype(np.float32), w, 10, 4, 0.3, uniforms)
+    want = ref.greedy_kmeans_pp(X.astype(np.float32), w, 10, 4, 0.3, uniforms)
+    np.testing.assert_array_equal(got, want)
+    q = rng.random(300)
+    q /= q.sum()
+    proposals = rng.integers(0, 300, size=(9, 6))
+    uniforms = rng.random((9, 6))
+    np.testing.assert_array_equal(afk_mc2_chains(X, w, q, 5, proposals, uniforms),
+                                  ref.afk_mc2_chains(X, w, q, 5, proposals, uniforms))
+
+
 def test_lightweight_coreset_is_unbiased():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20000, 3)) * [1.0, 5.0, 0.2] + [3.0, 0.0, -1.0]

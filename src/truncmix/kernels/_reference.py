@@ -195,3 +195,42 @@ def neighbour_table(best, pairs, weights, old, alive, capacity):
             c += 1
         new[b] = row
     return new
+
+
+# ------------------------------------------------------------------- seedings
+def greedy_kmeans_pp(X, w, n_components, n_trials, first_u, uniforms):
+    """Twin of :func:`truncmix.kernels.seeding.greedy_kmeans_pp` (direct distances)."""
+    X = np.asarray(X, dtype=np.float64)
+    m = X.shape[0]
+    cum = np.cumsum(w)
+    chosen = [min(int(np.searchsorted(cum, first_u * cum[-1], side="right")), m - 1)]
+    closest = ((X - X[chosen[0]]) ** 2).sum(axis=1)
+    for s in range(1, n_components):
+        cum = np.cumsum(w * closest)
+        cands = [min(int(np.searchsorted(cum, u * cum[-1], side="right")), m - 1)
+                 for u in uniforms[s - 1]]
+        d2 = ((X[None, :, :] - X[cands][:, None, :]) ** 2).sum(axis=2)  # (T, m)
+        pots = (w * np.minimum(closest, d2)).sum(axis=1)
+        best = int(np.argmin(pots))
+        chosen.append(cands[best])
+        closest = np.minimum(closest, d2[best])
+    return np.array(chosen)
+
+
+def afk_mc2_chains(X, w, q, first, proposals, uniforms):
+    """Twin of :func:`truncmix.kernels.seeding.afk_mc2_chains`."""
+    X = np.asarray(X, dtype=np.float64)
+    chosen = [first]
+    for i in range(proposals.shape[0]):
+        def dist(row):
+            return w[row] * ((X[chosen] - X[row]) ** 2).sum(axis=1).min()
+
+        x = proposals[i, 0]
+        dx = dist(x)
+        for j in range(1, proposals.shape[1]):
+            y = proposals[i, j]
+            dy = dist(y)
+            if dx == 0.0 or dy * q[x] > uniforms[i, j] * dx * q[y]:
+                x, dx = y, dy
+        chosen.append(x)
+    return np.array(chosen)
