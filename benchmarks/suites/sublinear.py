@@ -65,6 +65,16 @@ def separated_blobs(n_samples, n_features, n_centers, seed, n_test=0):
     return X[:n_samples], y[:n_samples], X[n_samples:]
 
 
+def quiet_fit(make, X, measure):
+    """Fit ``make()`` on X with warnings silenced; ``(seconds, measure(est), n_iter, converged)``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        est = make().fit(X)
+        seconds = time.perf_counter() - t0
+    return seconds, measure(est), est.n_iter_, est.converged_
+
+
 def first_reaching(values, limit, higher_is_better=False):
     """Index of the first value within ``limit``, or None."""
     for i, v in enumerate(values):
@@ -187,13 +197,9 @@ def kmeans_case(name, X, C, seed, params, ctx):
                 f"reached: {k is not None}")
 
     def fit_until(m):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            t0 = time.perf_counter()
-            km = KMeans(C, search="neighbourhood", coreset_size=min(X.shape[0],
-                        params["coreset_factor"] * C), random_state=seed, max_iter=m).fit(X)
-            seconds = time.perf_counter() - t0
-        return seconds, objective(X, km.cluster_centers_), km.n_iter_, km.converged_
+        return quiet_fit(lambda: KMeans(C, search="neighbourhood", random_state=seed, max_iter=m,
+                                        coreset_size=min(X.shape[0], params["coreset_factor"] * C)),
+                         X, lambda km: objective(X, km.cluster_centers_))
 
     fit_until(2)  # compile
     m, tried = schedule_search(fit_until, lambda q: q <= limit, params["max_iter"])
@@ -238,16 +244,10 @@ def gmm_case(X, X_test, C, seed, params, ctx):
             f"to 1%: {sk_t:.2f} s")
 
     def fit_until(m):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            t0 = time.perf_counter()
-            g = TruncatedGaussianMixture(
-                C, covariance_type="diag", n_active=5, search="neighbourhood", init="k-means",
-                coreset_size=min(X.shape[0], params["coreset_factor"] * C), random_state=seed,
-                max_iter=m,
-            ).fit(X)
-            seconds = time.perf_counter() - t0
-        return seconds, float(g.score(X_test)), g.n_iter_, g.converged_
+        return quiet_fit(lambda: TruncatedGaussianMixture(
+            C, covariance_type="diag", n_active=5, search="neighbourhood", init="k-means",
+            coreset_size=min(X.shape[0], params["coreset_factor"] * C), random_state=seed,
+            max_iter=m), X, lambda g: float(g.score(X_test)))
 
     fit_until(2)
     m, tried = schedule_search(fit_until, lambda s: s >= limit, params["gmm_max_iter"])
@@ -380,17 +380,6 @@ def run(params, ctx):
                         "exhaustive evals", "exhaustive time", "x first"],
             "rows": srows,
         })
-    return {"name": "sublinear", "params": params, "cases": _jsonable(cases),
+    return {"name": "sublinear", "params": params, "cases": cases,
             "targets": targets, "tables": tables}
 
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj

@@ -21,6 +21,40 @@ from ..model.mixture import Mixture
 import warnings
 
 
+#: the numpydoc entries of the search parameters, shared by both estimators
+SEARCH_PARAMETERS_DOC = """search : {"exhaustive", "neighbourhood"}, default="exhaustive"
+        How each point's truncated set is searched. "exhaustive" scores every
+        component (cost grows with C). "neighbourhood" scores only the
+        neighbours of the point's current components plus ``n_random`` random
+        ones (var-GMM-S / vc-GMM): the cost of an iteration grows with
+        ``n_neighbors``, not with C, and the free energy still never
+        decreases, but a fixed point is only locally optimal. Neighbourhoods are
+        learnt from the E-step's own log-joints. Used only when fewer than all
+        components are kept.
+    n_neighbors : int, default=5
+        G, the size of each component's neighbourhood (itself included).
+    n_random : int, default=1
+        E, random candidate components per point and iteration.
+    coreset_size : int or None, default=None
+        Seed on a lightweight coreset of this many weighted points (Bachem,
+        Lucic and Krause 2018) instead of the whole data: seeding then costs
+        O(coreset_size C D) instead of O(N C D). The fit itself uses all data.
+    swaps : "auto" or int, default="auto"
+        Most global swap moves per iteration for hard fits (C' = 1) with
+        ``search="neighbourhood"``: a redundant component jumps to a badly
+        explained point when that raises the free energy (exactly computed; see
+        :mod:`truncmix.moves`). They repair what local search cannot, such as
+        two components in one cluster and none in another. "auto" allows
+        ``1 + C // 20``; 0 turns them off. The exhaustive search never swaps,
+        so that k-means stays exactly Lloyd's algorithm."""
+
+
+def with_search_parameters(cls):
+    """Class decorator: put :data:`SEARCH_PARAMETERS_DOC` into the docstring."""
+    cls.__doc__ = cls.__doc__.replace("%(search_parameters)s", SEARCH_PARAMETERS_DOC)
+    return cls
+
+
 class TruncatedMixtureMixin:
     """Fitting and the generative methods of a truncated-EM Gaussian mixture.
 

@@ -10,9 +10,10 @@ from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from .._validation import ArrayLike, Interval, Options, RandomStateLike
 from ..model.covariance import LOG_2PI, Isotropic
 from ..model.mixture import Mixture
-from ._base import TruncatedMixtureMixin
+from ._base import TruncatedMixtureMixin, with_search_parameters
 
 
+@with_search_parameters
 class KMeans(TruncatedMixtureMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     """Lloyd's k-means, fitted as truncated variational EM with C' = 1.
 
@@ -46,32 +47,7 @@ default="k-means++"
     chunk_size : int or None, default=None
         Rows per chunk in the E-step; None picks it from a memory budget. The
         result does not depend on it beyond rounding.
-    search : {"exhaustive", "neighbourhood"}, default="exhaustive"
-        How each point's truncated set is searched. "exhaustive" scores every
-        component (cost grows with C). "neighbourhood" scores only the
-        neighbours of the point's current components plus ``n_random`` random
-        ones (var-GMM-S / vc-GMM): the cost of an iteration grows with
-        ``n_neighbors``, not with C, and the free energy still never
-        decreases, but a fixed point is only locally optimal. Neighbourhoods are
-        learnt from the E-step's own log-joints. Used only when fewer than all
-        components are kept.
-    n_neighbors : int, default=5
-        G, the size of each component's neighbourhood (itself included).
-    n_random : int, default=1
-        E, random candidate components per point and iteration.
-    coreset_size : int or None, default=None
-        Seed on a lightweight coreset of this many weighted points (Bachem,
-        Lucic and Krause 2018) instead of the whole data: seeding then costs
-        O(coreset_size C D) instead of O(N C D). The fit itself uses all data.
-    swaps : "auto" or int, default="auto"
-        Most global swap moves per iteration for hard fits (C' = 1) with
-        ``search="neighbourhood"``: a redundant component jumps to a badly
-        explained point when that raises the free energy (exactly computed; see
-        :mod:`truncmix.moves`). They repair what local search cannot, such as
-        two components in one cluster and none in another. "auto" allows
-        ``1 + C // 20``; 0 turns them off. The exhaustive search never swaps,
-        so that k-means stays exactly Lloyd's algorithm.
-
+    %(search_parameters)s
     Attributes
     ----------
     cluster_centers_ : ndarray of shape (n_clusters, n_features)
