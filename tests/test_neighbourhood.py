@@ -340,7 +340,8 @@ def test_a_swap_raises_the_exactly_recomputed_free_energy():
 
     before = free_energy(mixture, backend.state[:, 0].copy())
     np.testing.assert_allclose(before, stats.free_energy, rtol=1e-12)
-    moved, n = swap_moves(backend, mixture, stats.extra, 4, on_move=step.moved)
+    moved, n = swap_moves(backend, mixture, stats.extra, 4, table=step.table,
+                          on_move=step.moved)
     assert n == 1
     after = free_energy(moved, backend.state[:, 0])
     assert after > before

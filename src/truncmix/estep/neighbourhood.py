@@ -177,17 +177,26 @@ class Neighbourhood(EStep):
         for r in report.relocated:
             self.moved(mixture, r)
 
-    def moved(self, mixture, r):
+    def moved(self, mixture, r, near=None):
         """Component ``r`` jumped: its neighbours become those of its new place,
-        and it joins their neighbourhoods (so their points can find it)."""
+        and it joins their neighbourhoods (so their points can find it).
+
+        ``near`` is a component known to sit at the new place (a swap moves r
+        onto a point of it): r then takes its neighbourhood in O(G); without it
+        the neighbours are found among all components.
+        """
         if self.table is None or self.table.shape[1] < 2:
             return
         G = self.table.shape[1]
-        l = mixture.log_joint(mixture.means[r][None, :])[0]
-        l[r] = np.inf
-        near = np.argsort(-l, kind="stable")[:G]
-        self.table[r] = near
-        for c in near[1:]:
+        if near is None:
+            l = mixture.log_joint(mixture.means[r][None, :])[0]
+            l[r] = np.inf
+            row = np.argsort(-l, kind="stable")[:G]
+        else:
+            row = [r, near] + [c for c in self.table[near][1:] if c != r]
+            row = np.array(row[:G])
+        self.table[r, : len(row)] = row
+        for c in row[1:]:
             if r not in self.table[c]:
                 self.table[c, -1] = r
 

@@ -92,7 +92,8 @@ class TruncatedMixtureMixin:
         def moves(backend, mixture, stats):
             if not isinstance(stats.extra, NeighbourScores):
                 return mixture, 0
-            return swap_moves(backend, mixture, stats.extra, limit, on_move=estep.moved)
+            return swap_moves(backend, mixture, stats.extra, limit, table=estep.table,
+                              on_move=estep.moved)
 
         return moves
 
