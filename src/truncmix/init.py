@@ -195,6 +195,9 @@ class _NearestSets(EStep):
         super().__init__(n_active)
         self.pivots = pivots
 
+    def columns(self, n_components):
+        return n_components if self.pivots is None else self.pivots.width
+
     def update(self, X, mixture, K_prev, start=0, weights=None):
         if self.pivots is None:
             res = Exhaustive(self.n_active).update(X, mixture, None)
@@ -223,7 +226,7 @@ class Pivots:
         group = Exhaustive(1).update(np.ascontiguousarray(mixture.means), self.pivots, None).K[:, 0]
         sizes = np.bincount(group, minlength=len(self.index))
         # long groups are cut (their extra members are found later by the search)
-        width = int(min(sizes.max(), max(8, 8 * C // len(self.index))))
+        width = int(min(sizes.max(), max(8, 3 * C // len(self.index))))
         self.table = np.empty((len(self.index), width), np.int32)
         order = np.argsort(group, kind="stable")
         bounds = np.concatenate([[0], np.cumsum(sizes)])
@@ -232,6 +235,7 @@ class Pivots:
             if members.size == 0:
                 members = self.index[p : p + 1]
             self.table[p] = np.resize(members, width)  # repeats are deduplicated
+        self.width = PIVOT_PROBES * width + len(self.index)
 
     def nearest(self, X, mixture, k):
         """Approximate ``Exhaustive(k).update(X, mixture)`` (an isotropic mixture)."""
