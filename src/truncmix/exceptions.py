@@ -21,3 +21,7 @@ class FitInterruptedWarning(UserWarning):
 
 class ModelFileError(ValueError):
     """A model file is missing, corrupt, or not a truncmix model."""
+
+
+class DroppedRowsWarning(UserWarning):
+    """``missing="drop"`` left rows holding NaN or infinite values out of the fit."""

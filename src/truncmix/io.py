@@ -146,7 +146,7 @@ _ATTRIBUTES = {
         "n_features_in_": "count",
     },
 }
-_OPTIONAL = ("feature_names_in_", "history_")
+_OPTIONAL = ("feature_names_in_", "history_", "n_dropped_")
 _COUNT_PARAM = {"KMeans": "n_clusters", "TruncatedGaussianMixture": "n_components"}
 
 
@@ -235,6 +235,8 @@ def save(model, path, *, metadata=None):
         members["attrs/feature_names_in_.npy"] = _npy_bytes(
             np.asarray(model.feature_names_in_, dtype=str)
         )
+    if hasattr(model, "n_dropped_"):
+        members["attrs/n_dropped_.npy"] = _npy_bytes(np.int64(model.n_dropped_))
     history_fields = None
     if getattr(model, "history_", None):
         history_fields = [f.name for f in _dc_fields(IterationRecord)]
@@ -503,6 +505,8 @@ def _validate_attributes(name, model, attrs, header, path):
         if names.dtype.kind != "U" or names.shape != (D,):
             raise ModelFileError(f"{path}: feature_names_in_ must be {D} strings")
         out["feature_names_in_"] = names.astype(object)
+    if "n_dropped_" in attrs:
+        out["n_dropped_"] = _scalar(attrs["n_dropped_"], "n_dropped_", path, "count")
     if "history_" in attrs:
         out["history_"] = _history(attrs["history_"], header.get("history_fields"), path)
     return out

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .. import _validation as v
 from ..backends import InMemory
 from ..backends.base import rows_per_chunk
 from ..em import EMConfig, EMRun
 from ..estep import Exhaustive
-from ..exceptions import ConvergenceWarning
+from ..exceptions import (
+    ConvergenceWarning,
+    DegenerateComponentWarning,
+    DroppedRowsWarning,
+    FitInterruptedWarning,
+)
 from ..init import first_m_step, initial_means
 from ..model.covariance import COVARIANCE_TYPES, Floor
 from ..model.mixture import Mixture
@@ -26,6 +31,11 @@ class TruncatedMixtureMixin:
     parameters map to attributes through :meth:`_store` and
     :meth:`_fitted_mixture`.
     """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing == "drop"
+        return tags
 
     # ----------------------------------------------------------------- model
     def _model(self):
@@ -80,20 +90,49 @@ class TruncatedMixtureMixin:
         return self
 
     def _validate_fit_input(self, X, sample_weight):
+        """Checked ``(X, weights, kept)``; ``kept`` masks the rows fitted (None: all)."""
         v.check_params(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=1)
+        X, bad = v.check_X(self, X, reset=True, missing=self.missing)
+        weights = v.check_sample_weight(sample_weight, X.shape[0])
+        kept = None
+        if bad is not None:
+            n_bad = int(bad.sum())
+            if n_bad == X.shape[0]:
+                raise ValueError("Input X contains NaN or infinity in every row: nothing is left to fit")
+            warnings.warn(
+                f"missing='drop': dropped {n_bad} of {X.shape[0]} rows holding NaN or infinite "
+                f"values ({v.describe_nonfinite(X, bad)}); labels_ marks them with -1",
+                DroppedRowsWarning, stacklevel=4,
+            )
+            kept = ~bad
+            X, weights = X[kept], weights[kept]
+            if not weights.sum() > 0:
+                raise ValueError("every row with a positive sample_weight holds NaN or infinity")
         C = self._model()[0]
         if X.shape[0] < C:
             raise ValueError(
                 f"n_samples={X.shape[0]} should be >= {self._count_name}={C}: "
                 f"a mixture cannot have more components than there are samples"
             )
-        weights = v.check_sample_weight(sample_weight, X.shape[0])
         v.check_squares_finite(X)
-        return X, weights
+        self._warn_few_distinct(X, weights, C)
+        return X, weights, kept
+
+    def _warn_few_distinct(self, X, weights, C):
+        """Warn when fewer distinct points than components carry weight."""
+        if C == 1:
+            return
+        distinct = v.count_distinct_rows(X[weights > 0], at_least=C)
+        if distinct < C:
+            warnings.warn(
+                f"X has only {distinct} distinct point(s) with positive weight but "
+                f"{self._count_name}={C}: at most {distinct} component(s) can hold distinct "
+                "points; the others will coincide with them or end up empty",
+                DegenerateComponentWarning, stacklevel=5,
+            )
 
     def _fit(self, X, sample_weight):
-        X, weights = self._validate_fit_input(X, sample_weight)
+        X, weights, kept = self._validate_fit_input(X, sample_weight)
         C, cov_type, learned, n_active = self._model()
         random_state = check_random_state(self.random_state)
         backend = InMemory(X, weights, np.zeros(X.shape[1]), self.chunk_size)
@@ -107,9 +146,18 @@ class TruncatedMixtureMixin:
         estep = Exhaustive(n_active)
         best = None
         for _ in range(self.n_init):
-            start = self._start(X, weights, backend, random_state, floor, data_cov)
-            run = EMRun(backend, estep, start, config, callback=self._progress).run()
-            final = self._final_pass(run, X, weights, backend.offset, estep)
+            start = None
+            try:
+                start = self._start(X, weights, backend, random_state, floor, data_cov)
+                run = EMRun(backend, estep, start, config, callback=self._progress).run()
+            except KeyboardInterrupt:
+                # Ctrl-C while seeding a later run: keep the best run so far
+                if best is None:
+                    raise
+                warnings.warn("fit interrupted while starting a new run; keeping the best run so far",
+                              FitInterruptedWarning, stacklevel=3)
+                break
+            final = self._finish_run(run, X, weights, backend.offset, estep)
             if best is None or final[1].free_energy > best[1][1].free_energy:
                 best = (run, final)
             if run.interrupted:
@@ -121,6 +169,12 @@ class TruncatedMixtureMixin:
                 f"iterations (tol={self.tol}); raise max_iter or tol",
                 ConvergenceWarning, stacklevel=3,
             )
+        self._warn_empty(mixture, stats)
+        if kept is not None:
+            labels_all = np.full(kept.shape[0], -1, dtype=labels.dtype)
+            labels_all[kept] = labels
+            labels = labels_all
+        self.n_dropped_ = 0 if kept is None else int((~kept).sum())
         self.converged_ = bool(run.converged)
         self.n_iter_ = int(run.n_iter)
         self.history_ = list(run.history)
@@ -128,6 +182,38 @@ class TruncatedMixtureMixin:
         self.lower_bound_ = stats.free_energy / stats.weight
         self._store(mixture, stats, labels, floor)
         return labels
+
+    def _finish_run(self, run, X, weights, offset, estep):
+        """:meth:`_final_pass`; a Ctrl-C during it is noted and the pass done again.
+
+        The pass is one E-step; without it the run's parameters would have no
+        labels or free energy. A second Ctrl-C aborts the fit.
+        """
+        try:
+            return self._final_pass(run, X, weights, offset, estep)
+        except KeyboardInterrupt:
+            if not run.history:
+                raise
+            if not run.interrupted:
+                run.interrupted = True
+                warnings.warn(
+                    f"fit interrupted after {run.n_iter} iterations; keeping the parameters of "
+                    "the last completed M-step (finishing its E-step; Ctrl-C again to abort)",
+                    FitInterruptedWarning, stacklevel=4,
+                )
+            del run.history[run.n_iter:]  # a partial final record, if any
+            return self._final_pass(run, X, weights, offset, estep)
+
+    def _warn_empty(self, mixture, stats):
+        """Name the components the returned parameters give no data to."""
+        empty = np.flatnonzero(mixture.alive & ~(stats.resp > np.finfo(float).eps * stats.weight))
+        if empty.size:
+            warnings.warn(
+                f"component(s) {empty.tolist()} of the fitted model hold no data at the "
+                "returned parameters (too few distinct points to re-seed them); they keep "
+                "their last parameters",
+                DegenerateComponentWarning, stacklevel=4,
+            )
 
     def _final_pass(self, run, X, weights, offset, estep):
         """E-step with the returned parameters, through the same path as ``predict``.
@@ -164,7 +250,7 @@ class TruncatedMixtureMixin:
     def _chunks(self, X):
         """Validated X, and its chunks in centred coordinates with the fitted mixture."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        X, _ = v.check_X(self, X, reset=False, action="score")
         mixture = self._fitted_mixture()
         shift = self._offset_of(mixture, X.dtype)
         backend = InMemory(X, np.ones(X.shape[0]), shift, self.chunk_size)

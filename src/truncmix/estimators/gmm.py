@@ -65,6 +65,12 @@ default="k-means++"
     verbose : int, default=0
     chunk_size : int or None, default=None
         Rows per chunk in the E-step; None picks it from a memory budget.
+    missing : {"raise", "drop"}, default="raise"
+        What ``fit`` does with rows holding NaN or infinite values: raise a
+        ValueError naming them, or leave them out of the fit with a
+        :class:`~truncmix.exceptions.DroppedRowsWarning` (``n_dropped_`` counts
+        them, ``labels_`` / ``fit_predict`` give them the label -1). ``predict``
+        and the other methods always refuse such rows.
 
     Attributes
     ----------
@@ -85,6 +91,8 @@ default="k-means++"
         Free energy per unit weight at every E-step, the last one with the
         returned parameters (non-decreasing).
     history_ : list of IterationRecord
+    n_dropped_ : int
+        Rows left out of the fit by ``missing="drop"``.
     n_features_in_ : int
 
     Notes
@@ -116,12 +124,14 @@ default="k-means++"
         "random_state": [RandomStateLike()],
         "verbose": [Interval(numbers.Integral, 0, None)],
         "chunk_size": [Interval(numbers.Integral, 1, None), Options((None,))],
+        "missing": [Options(("raise", "drop"))],
     }
 
     def __init__(self, n_components=1, *, n_active=None, covariance_type="diag",
                  weights="learned", init="k-means++", n_init=1, max_iter=100, tol=1e-3,
                  reg_covar=0.0, covariance_floor=1e-6, weights_init=None, means_init=None,
-                 precisions_init=None, random_state=None, verbose=0, chunk_size=None):
+                 precisions_init=None, random_state=None, verbose=0, chunk_size=None,
+                 missing="raise"):
         self.n_components = n_components
         self.n_active = n_active
         self.covariance_type = covariance_type
@@ -138,6 +148,7 @@ default="k-means++"
         self.random_state = random_state
         self.verbose = verbose
         self.chunk_size = chunk_size
+        self.missing = missing
 
     def _model(self):
         return self.n_components, self.covariance_type, self.weights == "learned", self.n_active

@@ -46,6 +46,12 @@ default="k-means++"
     chunk_size : int or None, default=None
         Rows per chunk in the E-step; None picks it from a memory budget. The
         result does not depend on it beyond rounding.
+    missing : {"raise", "drop"}, default="raise"
+        What ``fit`` does with rows holding NaN or infinite values: raise a
+        ValueError naming them, or leave them out of the fit with a
+        :class:`~truncmix.exceptions.DroppedRowsWarning` (``n_dropped_`` counts
+        them, ``labels_`` / ``fit_predict`` give them the label -1). ``predict``
+        and the other methods always refuse such rows.
 
     Attributes
     ----------
@@ -64,6 +70,8 @@ default="k-means++"
     free_energy_history_ : ndarray
         Free energy per unit weight at every E-step (non-decreasing).
     history_ : list of IterationRecord
+    n_dropped_ : int
+        Rows left out of the fit by ``missing="drop"``.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when fitted on a DataFrame with string column names.
@@ -88,10 +96,12 @@ default="k-means++"
         "random_state": [RandomStateLike()],
         "verbose": [Interval(numbers.Integral, 0, None)],
         "chunk_size": [Interval(numbers.Integral, 1, None), Options((None,))],
+        "missing": [Options(("raise", "drop"))],
     }
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init=1, max_iter=300, tol=1e-4,
-                 random_state=None, verbose=0, chunk_size=None):
+                 random_state=None, verbose=0, chunk_size=None,
+                 missing="raise"):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -100,6 +110,7 @@ default="k-means++"
         self.random_state = random_state
         self.verbose = verbose
         self.chunk_size = chunk_size
+        self.missing = missing
 
     def _model(self):
         return self.n_clusters, "isotropic", False, 1
