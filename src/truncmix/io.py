@@ -28,7 +28,9 @@ import io as _io
 import json
 import os
 import tempfile
+import warnings
 import zipfile
+import zlib
 from dataclasses import fields as _dc_fields
 from datetime import datetime, timezone
 
@@ -297,7 +299,7 @@ def _open_model(path):
         raise ModelFileError(f"{path}: is a directory, not a model file")
     try:
         zf = zipfile.ZipFile(path, "r")
-    except (zipfile.BadZipFile, OSError) as exc:
+    except _ZIP_ERRORS as exc:
         raise ModelFileError(f"{path}: not a truncmix model file (not a zip archive: {exc})") from None
     with zf:
         yield zf
@@ -310,9 +312,10 @@ def _header(zf, path):
         raise ModelFileError(f"{path}: not a truncmix model file (no header.json)") from None
     if info.file_size > _MAX_HEADER_BYTES:
         raise ModelFileError(f"{path}: header.json is implausibly large ({info.file_size} bytes)")
+    raw = _member_bytes(zf, info, path)
     try:
-        header = json.loads(zf.read(info).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+        header = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ModelFileError(f"{path}: header.json is not valid JSON ({exc})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{path}: not a truncmix model file (header format is not {FORMAT_NAME!r})")
@@ -323,20 +326,41 @@ def _header(zf, path):
             f"(reads {', '.join(map(str, SUPPORTED_VERSIONS))}); it was written by truncmix "
             f"{header.get('library_version', '?')}"
         )
-    if header.get("class") not in _ATTRIBUTES:
+    if not isinstance(header.get("class"), str) or header["class"] not in _ATTRIBUTES:
         raise ModelFileError(f"{path}: unknown estimator class {header.get('class')!r}")
     if not isinstance(header.get("params"), dict):
         raise ModelFileError(f"{path}: header has no 'params' table")
+    for key in ("array_params", "history_fields"):
+        value = header.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ModelFileError(f"{path}: header entry {key!r} must be a list of names")
+    if not isinstance(header.get("metadata") or {}, dict):
+        raise ModelFileError(f"{path}: header entry 'metadata' must be a table")
     return header
 
 
-def _read_npy(zf, member, path):
+#: what a damaged zip member can raise while it is read: a bad CRC or header,
+#: a corrupt deflate stream, flags claiming encryption or an unknown method
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+               RuntimeError, ValueError)
+
+
+def _member_bytes(zf, member, path):
+    """The bytes of one archive member; a damaged member is a ModelFileError."""
+    name = member.filename if isinstance(member, zipfile.ZipInfo) else member
     try:
-        with zf.open(member) as f:
-            return np.load(f, allow_pickle=False)
+        return zf.read(member)
+    except _ZIP_ERRORS as exc:
+        raise ModelFileError(f"{path}: {name} is corrupt ({exc})") from None
+
+
+def _read_npy(zf, member, path):
+    raw = _member_bytes(zf, member, path)
+    try:
+        return np.load(_io.BytesIO(raw), allow_pickle=False)
     except ValueError as exc:
         raise ModelFileError(f"{path}: {member} is not a plain numeric array ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError) as exc:
         raise ModelFileError(f"{path}: {member} is corrupt ({exc})") from None
 
 
@@ -526,7 +550,11 @@ def _history(table, fields, path):
         for f, value in zip(fields, row):
             if f not in known:
                 continue
-            kwargs[f] = float(value) if known[f] == "float" else int(value)
+            if known[f] != "float":
+                if not (np.isfinite(value) and value == int(value)):
+                    raise ModelFileError(f"{path}: history_ field {f} must hold integers; got {value!r}")
+                value = int(value)
+            kwargs[f] = float(value) if known[f] == "float" else value
         try:
             records.append(IterationRecord(**kwargs))
         except TypeError as exc:
@@ -664,7 +692,7 @@ def _read_npy_data(path, wanted):
         X = np.load(path, allow_pickle=False)
     except ValueError as exc:
         raise DataFileError(f"{path}: not a plain numeric .npy array ({exc})") from None
-    except OSError as exc:
+    except (OSError, EOFError) as exc:
         raise DataFileError(f"{path}: cannot read ({exc})") from None
     if X.dtype.kind not in "biuf":
         raise DataFileError(f"{path}: array dtype {X.dtype} is not numeric")
@@ -699,7 +727,9 @@ def _read_text(path, gz, delimiter, wanted, header):
         names = [names[i] for i in usecols]
     skip = _header_row(path, gz) + 1 if header else 0
     try:
-        with _open_text(path, gz) as f:
+        with _open_text(path, gz) as f, warnings.catch_warnings():
+            # a file with no data rows is reported below, not as numpy's warning
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data")
             X = np.loadtxt(f, delimiter=delimiter, skiprows=skip, usecols=usecols, ndmin=2,
                            dtype=np.float64, comments="#", quotechar='"')
     except ValueError as exc:
@@ -708,6 +738,10 @@ def _read_text(path, gz, delimiter, wanted, header):
         raise DataFileError(f"{path}: not a numeric table ({msg}){hint}") from None
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise DataFileError(f"{path}: cannot read ({exc})") from None
+    if names is not None and X.size and X.shape[1] != len(names):
+        raise DataFileError(
+            f"{path}: the header row has {len(names)} fields but the data rows have {X.shape[1]}"
+        )
     return X, names
 
 
