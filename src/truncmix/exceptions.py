@@ -24,4 +24,8 @@ class ModelFileError(ValueError):
 
 
 class DroppedRowsWarning(UserWarning):
-    """``missing="drop"`` left rows holding NaN or infinite values out of the fit."""
+    """``missing="drop"`` left rows holding NaN or infinite values out; ``n_dropped`` counts them."""
+
+    def __init__(self, message, n_dropped=0):
+        super().__init__(message)
+        self.n_dropped = n_dropped

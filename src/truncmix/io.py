@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from .exceptions import ModelFileError
+from .exceptions import DroppedRowsWarning, ModelFileError
 
 #: the ``format`` string in every model file's header
 FORMAT_NAME = "truncmix-model"
@@ -623,7 +623,7 @@ def _open_text(path, gz):
     return gzip.open(path, "rt", encoding="utf-8") if gz else open(path, encoding="utf-8")
 
 
-def read_data(path, *, columns=None, header=None, dtype=np.float64):
+def read_data(path, *, columns=None, header=None, dtype=np.float64, missing="raise"):
     """Read a numeric table from ``.npy``, ``.csv``/``.tsv`` (maybe ``.gz``) or ``.parquet``.
 
     Parameters
@@ -636,6 +636,9 @@ def read_data(path, *, columns=None, header=None, dtype=np.float64):
         Whether a text file starts with a header row; None detects it (a first
         row with any non-numeric field is a header).
     dtype : numpy dtype, default=float64
+    missing : {"raise", "drop"}, default="raise"
+        Rows with an empty field, NaN or an infinite value: an error naming the
+        first, or dropped with a :class:`~truncmix.exceptions.DroppedRowsWarning`.
 
     Returns
     -------
@@ -659,7 +662,7 @@ def read_data(path, *, columns=None, header=None, dtype=np.float64):
     if ext == "npy" and not gz:
         X, names = _read_npy_data(path, wanted)
     elif ext in ("csv", "tsv", "txt"):
-        X, names = _read_text(path, gz, "\t" if ext == "tsv" else ",", wanted, header)
+        X, names = _read_text(path, gz, "\t" if ext == "tsv" else ",", wanted, header, missing)
     elif ext == "parquet" and not gz:
         X, names = _read_parquet(path, wanted)
     else:
@@ -680,10 +683,16 @@ def read_data(path, *, columns=None, header=None, dtype=np.float64):
     bad = ~np.isfinite(X)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise DataFileError(
-            f"{path}: {int(bad.sum())} missing, NaN or infinite value(s), first at row {r}, "
-            f"column {names[c] if names else c}"
-        )
+        rows = bad.any(axis=1)
+        where = (f"{int(bad.sum())} missing, NaN or infinite value(s) in {int(rows.sum())} of "
+                 f"{X.shape[0]} rows, first at row {r}, column {names[c] if names else c}")
+        if missing != "drop":
+            raise DataFileError(f"{path}: {where} (--missing drop leaves such rows out)")
+        if rows.all():
+            raise DataFileError(f"{path}: {where}: no complete row is left")
+        warnings.warn(DroppedRowsWarning(f"{path}: dropped the rows with {where}", int(rows.sum())),
+                      stacklevel=2)
+        X = X[~rows]
     return X, names
 
 
@@ -703,7 +712,13 @@ def _read_npy_data(path, wanted):
     return X, None
 
 
-def _read_text(path, gz, delimiter, wanted, header):
+def _float_or_nan(text):
+    """A text field as a float; an empty field is a missing value (NaN)."""
+    text = text.strip()
+    return float(text) if text else np.nan
+
+
+def _read_text(path, gz, delimiter, wanted, header, missing="raise"):
     try:
         with _open_text(path, gz) as f:
             first = ""
@@ -731,10 +746,14 @@ def _read_text(path, gz, delimiter, wanted, header):
             # a file with no data rows is reported below, not as numpy's warning
             warnings.filterwarnings("ignore", "loadtxt: input contained no data")
             X = np.loadtxt(f, delimiter=delimiter, skiprows=skip, usecols=usecols, ndmin=2,
-                           dtype=np.float64, comments="#", quotechar='"')
+                           dtype=np.float64, comments="#", quotechar='"',
+                           converters=_float_or_nan if missing == "drop" else None)
     except ValueError as exc:
         msg = str(exc).splitlines()[0]
-        hint = "" if wanted is not None else "; pick numeric columns with --columns"
+        if "string ''" in msg:
+            hint = "; an empty field is a missing value: --missing drop leaves such rows out"
+        else:
+            hint = "" if wanted is not None else "; pick numeric columns with --columns"
         raise DataFileError(f"{path}: not a numeric table ({msg}){hint}") from None
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise DataFileError(f"{path}: cannot read ({exc})") from None

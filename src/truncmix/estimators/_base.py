@@ -99,11 +99,10 @@ class TruncatedMixtureMixin:
             n_bad = int(bad.sum())
             if n_bad == X.shape[0]:
                 raise ValueError("Input X contains NaN or infinity in every row: nothing is left to fit")
-            warnings.warn(
+            warnings.warn(DroppedRowsWarning(
                 f"missing='drop': dropped {n_bad} of {X.shape[0]} rows holding NaN or infinite "
-                f"values ({v.describe_nonfinite(X, bad)}); labels_ marks them with -1",
-                DroppedRowsWarning, stacklevel=4,
-            )
+                f"values ({v.describe_nonfinite(X, bad)}); labels_ marks them with -1", n_bad,
+            ), stacklevel=4)
             kept = ~bad
             X, weights = X[kept], weights[kept]
             if not weights.sum() > 0:
