@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 from .. import _validation as v
 from ..backends import InMemory
 from ..backends.base import rows_per_chunk
-from ..em import EMConfig, EMRun
+from ..em import EMConfig, EMRun, _small_blas
 from ..estep import Exhaustive
 from ..exceptions import (
     ConvergenceWarning,
@@ -135,7 +135,10 @@ class TruncatedMixtureMixin:
         C, cov_type, learned, n_active = self._model()
         random_state = check_random_state(self.random_state)
         backend = InMemory(X, weights, np.zeros(X.shape[1]), self.chunk_size)
-        mean, data_cov = backend.moments()
+        with _small_blas(X.shape[1]):
+            # a sum over all rows: with one BLAS thread (as the M-step has when
+            # D is small) its rounding does not depend on BLAS's thread count
+            mean, data_cov = backend.moments()
         backend = InMemory(X, weights, mean, self.chunk_size, centre_once=True)
         floor = Floor.from_variances(np.diag(data_cov), self._covariance_floor())
         config = EMConfig(
