@@ -54,11 +54,14 @@ def test_missing_drop_fits_the_other_rows(cls, tmp_path):
     np.testing.assert_array_equal(labels[keep], ref.predict(X[keep]))
     if cls is KMeans:
         np.testing.assert_array_equal(est.labels_, labels)
-    # predicting on rows with NaN is refused, naming them
+    # predict labels such rows -1, as fit_predict does; scoring them is refused, naming them
+    np.testing.assert_array_equal(est.predict(X), labels)
     with pytest.raises(ValueError, match=r"rows 3, 10, 11 \(of 90\).*remove or impute"):
-        est.predict(X)
+        est.predict_proba(X)
     with pytest.raises(ValueError, match="NaN"):
         est.score_samples(X[[3]])
+    with pytest.raises(ValueError, match=r"row 3 \(of 5\), column 1;"):
+        ref.predict(X[:5])  # missing="raise"
     loaded = truncmix.load(truncmix.save(est, tmp_path / "m.tmx"))
     assert loaded.missing == "drop" and loaded.n_dropped_ == 3
 

@@ -32,11 +32,6 @@ class TruncatedMixtureMixin:
     :meth:`_fitted_mixture`.
     """
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = self.missing == "drop"
-        return tags
-
     # ----------------------------------------------------------------- model
     def _model(self):
         """``(n_components, covariance_type, learned_weights, n_active)``."""
@@ -249,21 +244,33 @@ class TruncatedMixtureMixin:
         centre = (w @ mixture.means) / w.sum()
         return np.asarray(centre, dtype=dtype).astype(np.float64)
 
-    def _chunks(self, X):
-        """Validated X, and its chunks in centred coordinates with the fitted mixture."""
+    def _chunks(self, X, missing="raise"):
+        """Validated X, its chunks in centred coordinates with the fitted mixture,
+        and the mask of rows holding NaN or inf (left out; None if there are none)."""
         check_is_fitted(self)
-        X, _ = v.check_X(self, X, reset=False, action="score")
+        X, bad = v.check_X(self, X, reset=False, missing=missing, action="score")
+        if bad is not None:
+            X = X[~bad]
         mixture = self._fitted_mixture()
         shift = self._offset_of(mixture, X.dtype)
         backend = InMemory(X, np.ones(X.shape[0]), shift, self.chunk_size)
-        return X, mixture.shifted(shift), backend.chunks(mixture.n_components)
+        return X, mixture.shifted(shift), backend.chunks(mixture.n_components), bad
 
-    def _map_rows(self, X, fn, out_shape, dtype=np.float64):
-        """Apply ``fn(chunk X, mixture)`` chunk by chunk into one output array."""
-        X, mixture, chunks = self._chunks(X)
+    def _map_rows(self, X, fn, out_shape, dtype=np.float64, missing_value=None):
+        """Apply ``fn(chunk X, mixture)`` chunk by chunk into one output array.
+
+        With ``missing="drop"`` and a ``missing_value``, rows holding NaN or inf
+        get that value; otherwise they are refused.
+        """
+        drop = missing_value is not None and self.missing == "drop"
+        X, mixture, chunks, bad = self._chunks(X, "drop" if drop else "raise")
         out = np.empty((X.shape[0], *out_shape(mixture)), dtype=dtype)
         for chunk in chunks:
             out[chunk.start : chunk.start + chunk.X.shape[0]] = fn(chunk.X, mixture)
+        if bad is not None:
+            full = np.full((bad.shape[0], *out.shape[1:]), missing_value, dtype=dtype)
+            full[~bad] = out
+            out = full
         return out
 
     # ------------------------------------------------------------ inference
@@ -277,11 +284,14 @@ class TruncatedMixtureMixin:
         Returns
         -------
         labels : ndarray of shape (n_samples,), int64
+            With ``missing="drop"``, -1 for rows holding NaN or inf (as in
+            ``labels_``); otherwise such rows raise a ValueError.
         """
         # the same E-step as the fit's final pass, so fit_predict == fit().predict
         hard = Exhaustive(1)
         return self._map_rows(
-            X, lambda x, m: hard.update(x, m, None).labels, lambda m: (), dtype=np.int64
+            X, lambda x, m: hard.update(x, m, None).labels, lambda m: (), dtype=np.int64,
+            missing_value=-1,
         )
 
     def predict_proba(self, X):

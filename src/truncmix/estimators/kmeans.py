@@ -50,8 +50,9 @@ default="k-means++"
         What ``fit`` does with rows holding NaN or infinite values: raise a
         ValueError naming them, or leave them out of the fit with a
         :class:`~truncmix.exceptions.DroppedRowsWarning` (``n_dropped_`` counts
-        them, ``labels_`` / ``fit_predict`` give them the label -1). ``predict``
-        and the other methods always refuse such rows.
+        them, ``labels_``, ``fit_predict`` and ``predict`` give them the label
+        -1). The other methods (``predict_proba``, ``score_samples``, ...) always
+        refuse such rows.
 
     Attributes
     ----------
