@@ -243,3 +243,14 @@ def test_more_components_than_distinct_points_fits_with_a_warning():
     messages = _degenerate_messages(lambda: KMeans(4, random_state=0).fit(X2, sample_weight=w))
     assert "only 3 distinct" in messages[0]
     assert _degenerate_messages(lambda: KMeans(3, random_state=0).fit(X)) == []  # exactly as many
+
+
+def test_nonfinite_columns_named_as_in_the_dataframe():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(BLOBS, columns=["height", "width", "depth"])
+    df.iloc[[4, 9], 1] = np.nan
+    with pytest.raises(ValueError, match=r"rows 4, 9 \(of 90\), column 'width'"):
+        TruncatedGaussianMixture(2).fit(df)
+    with pytest.warns(DroppedRowsWarning, match="dropped 2 of 90 rows .*column 'width'"):
+        est = TruncatedGaussianMixture(2, random_state=0, missing="drop").fit(df)
+    assert est.predict(df)[[4, 9]].tolist() == [-1, -1]

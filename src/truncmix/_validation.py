@@ -141,7 +141,7 @@ def check_squares_finite(X):
 
 def _listed(indices, limit=5):
     """``"3, 10, 12"`` or ``"3, 10, 12, 15, 20, ... (7 in all)"``."""
-    head = ", ".join(str(int(i)) for i in indices[:limit])
+    head = ", ".join(str(i) for i in indices[:limit])
     return head if len(indices) <= limit else f"{head}, ... ({len(indices)} in all)"
 
 
@@ -168,10 +168,15 @@ def nonfinite_rows(X):
     return bad if bad.any() else None
 
 
-def describe_nonfinite(X, bad):
-    """Where the NaN / inf values are: ``"rows 3, 10 (of 60), columns 1, 2"``."""
+def describe_nonfinite(X, bad, names=None):
+    """Where the NaN / inf values are: ``"rows 3, 10 (of 60), columns 1, 2"``.
+
+    Columns are named by ``names`` (e.g. a DataFrame's) when given.
+    """
     rows = np.flatnonzero(bad)
     cols = np.flatnonzero(~np.isfinite(X[rows]).all(axis=0))
+    if names is not None:
+        cols = np.array([repr(str(names[c])) for c in cols], dtype=object)
     return (f"{'row' if len(rows) == 1 else 'rows'} {_listed(rows)} (of {X.shape[0]}), "
             f"{'column' if len(cols) == 1 else 'columns'} {_listed(cols)}")
 
@@ -205,7 +210,8 @@ def check_X(estimator, X, *, reset, missing="raise", action="fit"):
     else:
         remedy = f"a mixture cannot {action} a point with missing values: remove or impute those rows"
     raise ValueError(
-        f"Input X contains NaN or infinity in {describe_nonfinite(X, bad)}; {remedy}"
+        f"Input X contains NaN or infinity in "
+        f"{describe_nonfinite(X, bad, getattr(estimator, 'feature_names_in_', None))}; {remedy}"
     )
 
 

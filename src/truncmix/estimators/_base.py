@@ -96,7 +96,8 @@ class TruncatedMixtureMixin:
                 raise ValueError("Input X contains NaN or infinity in every row: nothing is left to fit")
             warnings.warn(DroppedRowsWarning(
                 f"missing='drop': dropped {n_bad} of {X.shape[0]} rows holding NaN or infinite "
-                f"values ({v.describe_nonfinite(X, bad)}); labels_ marks them with -1", n_bad,
+                f"values ({v.describe_nonfinite(X, bad, getattr(self, 'feature_names_in_', None))}); "
+                "labels_ marks them with -1", n_bad,
             ), stacklevel=4)
             kept = ~bad
             X, weights = X[kept], weights[kept]
