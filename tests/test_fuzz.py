@@ -153,7 +153,7 @@ def test_nan_in_a_covariance_and_a_pickle_are_refused(tmp_path):
     np.save(buf, cov)
     path = tmp_path / "nan.tmx"
     path.write_bytes(_zip({**members, "attrs/covariances_.npy": buf.getvalue()}))
-    with pytest.raises(ModelFileError, match="covariances_ .*NaN"):
+    with pytest.raises(ModelFileError, match="covariances_ holds NaN or infinite values"):
         truncmix.load(path)
     # a pickle smuggled in as an array parameter
     buf = io.BytesIO()
