@@ -3,10 +3,9 @@
 import json
 
 import numpy as np
-import pytest
 
 import truncmix
-from truncmix.io import DataFileError, read_data, read_header
+from truncmix.io import read_header
 
 from .test_cli import _one_line_error, run
 
@@ -41,20 +40,3 @@ def test_missing_values_refused_or_dropped(tmp_path):
                     "nan.csv", "row 2, column b", "--missing drop")
     proc = run("select", "gaps.csv", "-k", "1:2", "--missing", "drop", "--json", cwd=tmp_path)
     assert json.loads(proc.stdout)["best"] == 2
-
-
-@pytest.mark.parametrize("content, message", [
-    ("1,2\n3,4\n5,6,7\n", "number of columns changed from 2 to 3"),
-    ("a,b\n1,x\n", r"not a numeric table .*; pick numeric columns with --columns"),
-    ("a,b,c\n1,2\n", "header row has 3 fields but the data rows have 2"),
-    ("a,b\n1,2\n3,\n", "an empty field is a missing value: --missing drop"),
-    ("a,b\n", r"no data \(shape"),
-    ("a;b\n1;2\n", "not a numeric table"),
-])
-def test_malformed_text_files(content, message, tmp_path):
-    """The messages the command prints (as one line, exit code 2) for bad text files."""
-    path = tmp_path / "bad.csv"
-    path.write_text(content)
-    with pytest.raises(DataFileError, match=message) as info:
-        read_data(path)
-    assert str(info.value).startswith(f"{path}: ")

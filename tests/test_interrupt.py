@@ -3,7 +3,6 @@
 import json
 import os
 import pty
-import select
 import signal
 import subprocess
 import sys
@@ -18,6 +17,8 @@ import truncmix
 from truncmix import KMeans, TruncatedGaussianMixture
 from truncmix.exceptions import FitInterruptedWarning
 from truncmix.io import write_array
+
+from .test_cli import read_pty
 
 RNG = np.random.default_rng(11)
 X = np.concatenate([RNG.normal(c, 1.0, size=(100, 2)) for c in ([0, 0], [4, 1], [1, 5])])
@@ -49,18 +50,24 @@ def test_ctrl_c_keeps_the_last_m_step(cls):
     np.testing.assert_array_equal(est.free_energy_history_, ref.free_energy_history_)
 
 
-def test_ctrl_c_during_the_final_e_step_finishes_it(monkeypatch):
-    est = TruncatedGaussianMixture(3, random_state=0)
-    final_pass = est._final_pass
+def _interrupt_call(monkeypatch, est, method, n):
+    """Make the ``n``-th call of ``est.method`` raise KeyboardInterrupt; return the call log."""
+    real = getattr(est, method)
     calls = []
 
-    def interrupted_once(*args):
+    def wrapper(*args):
         calls.append(1)
-        if len(calls) == 1:
+        if len(calls) == n:
             raise KeyboardInterrupt
-        return final_pass(*args)
+        return real(*args)
 
-    monkeypatch.setattr(est, "_final_pass", interrupted_once)
+    monkeypatch.setattr(est, method, wrapper)
+    return calls
+
+
+def test_ctrl_c_during_the_final_e_step_finishes_it(monkeypatch):
+    est = TruncatedGaussianMixture(3, random_state=0)
+    calls = _interrupt_call(monkeypatch, est, "_final_pass", 1)
     with pytest.warns(FitInterruptedWarning, match="finishing its E-step"):
         est.fit(X)
     ref = TruncatedGaussianMixture(3, random_state=0).fit(X)
@@ -71,23 +78,14 @@ def test_ctrl_c_during_the_final_e_step_finishes_it(monkeypatch):
 
 def test_ctrl_c_while_seeding_a_later_run_keeps_the_first(monkeypatch):
     est = TruncatedGaussianMixture(3, n_init=3, random_state=0)
-    start = est._start
-    calls = []
-
-    def start_then_interrupt(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return start(*args)
-
-    monkeypatch.setattr(est, "_start", start_then_interrupt)
+    _interrupt_call(monkeypatch, est, "_start", 2)
     with pytest.warns(FitInterruptedWarning, match="keeping the best run so far"):
         est.fit(X)
     ref = TruncatedGaussianMixture(3, n_init=1, random_state=0).fit(X)
     np.testing.assert_array_equal(est.means_, ref.means_)
     # nothing to keep yet: the interrupt goes through
     first = TruncatedGaussianMixture(3)
-    monkeypatch.setattr(first, "_start", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    _interrupt_call(monkeypatch, first, "_start", 1)
     with pytest.raises(KeyboardInterrupt):
         first.fit(X)
 
@@ -132,23 +130,6 @@ def test_sigint_in_a_library_fit_returns_the_model(tmp_path):
     assert result["finite"] and result["monotone"] and result["labels"] == 8
 
 
-def _read_pty_until(master, proc, needle, timeout):
-    """Read the pseudo-terminal until ``needle`` shows (or EOF / timeout); return the text."""
-    text, deadline = b"", time.monotonic() + timeout
-    while needle is None or needle.encode() not in text:
-        ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            break
-        try:
-            data = os.read(master, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        text += data
-    return text.decode("utf-8", "replace")
-
-
 def test_sigint_in_the_cli_saves_the_last_model(tmp_path):
     path, big = _big(tmp_path)
     master, slave = pty.openpty()  # progress is shown on a terminal only: wait for it
@@ -157,11 +138,11 @@ def test_sigint_in_the_cli_saves_the_last_model(tmp_path):
                              "-o", "model.tmx", "--json"],
                             cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=slave, text=True)
     os.close(slave)
-    shown = _read_pty_until(master, proc, "F/N=", 120)
+    shown = read_pty(master, until="F/N=")
     assert "F/N=" in shown, shown
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
-    shown += _read_pty_until(master, proc, None, 120)
+    shown += read_pty(master)
     os.close(master)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, shown
