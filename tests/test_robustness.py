@@ -134,6 +134,24 @@ def test_integer_float32_and_noncontiguous_inputs(cls):
     assert f32.lower_bound_ == pytest.approx(d64.lower_bound_, rel=1e-5)
 
 
+@pytest.mark.parametrize("scale, dtype", [(1e-160, np.float64), (1e-300, np.float64), (1e-30, np.float32)])
+def test_data_whose_variances_underflow_are_refused(scale, dtype):
+    with pytest.raises(ValueError, match=r"X spans at most .* variances of such .* underflow.*Rescale"):
+        KMeans(2).fit((BLOBS * scale).astype(dtype))
+    # a single such column is fine (its variance is floored), as is data with no spread at all
+    check_fit(TruncatedGaussianMixture(2, random_state=0), np.c_[BLOBS, BLOBS[:, 0] * 1e-200])
+    check_fit(TruncatedGaussianMixture(2, random_state=0), np.full((10, 2), 1e-200))
+
+
+def test_sample_weights_far_from_one():
+    with pytest.raises(ValueError, match=r"sample_weight sums to 9e\+301 .*divide them by their largest"):
+        TruncatedGaussianMixture(2).fit(BLOBS, sample_weight=np.full(90, 1e300))
+    tiny = TruncatedGaussianMixture(2, random_state=0).fit(BLOBS, sample_weight=np.full(90, 1e-300))
+    unit = TruncatedGaussianMixture(2, random_state=0).fit(BLOBS)
+    np.testing.assert_allclose(tiny.means_, unit.means_, rtol=1e-10)
+    assert tiny.lower_bound_ == pytest.approx(unit.lower_bound_, rel=1e-10)
+
+
 @pytest.mark.parametrize("container", [sp.csr_matrix, sp.csc_array, sp.coo_matrix])
 def test_sparse_input_is_refused_with_the_remedy(container):
     X = container(np.where(BLOBS > 1, BLOBS, 0.0))

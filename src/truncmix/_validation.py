@@ -124,6 +124,47 @@ def check_sample_weight(sample_weight, n_samples):
     return w
 
 
+#: the smallest variance the fit can meet, relative to the data's (the covariance
+#: floor's smallest relative value, for a constant column, times its default)
+_SMALLEST_RELATIVE_VARIANCE = 1e-18
+
+
+def check_spread(X):
+    """Refuse data whose spread is so small that variances underflow.
+
+    Precisions (inverse variances, down to 1e-18 of the data's variance for a
+    constant column) must stay finite in X's dtype; all-identical rows (no
+    spread at all) are fine.
+    """
+    if X.shape[0] < 2:
+        return
+    span = float(np.max(np.ptp(X, axis=0)))
+    limit = 10.0 * np.sqrt(1.0 / (_SMALLEST_RELATIVE_VARIANCE * np.finfo(X.dtype).max))
+    if 0.0 < span < limit:
+        remedy = " or pass float64 data" if X.dtype == np.float32 else ""
+        raise ValueError(
+            f"X spans at most {span:.3g} in any feature; variances of such {X.dtype} values "
+            f"underflow (each feature should span more than about {limit:.3g}). Rescale the "
+            f"data (e.g. divide by its standard deviation){remedy}"
+        )
+
+
+#: the largest total sample weight: the M-step squares weighted sums, which must
+#: not overflow (1e100 rows would be far beyond any data set)
+MAX_TOTAL_WEIGHT = 1e100
+
+
+def check_total_weight(weights):
+    """Refuse sample weights so large that squared weighted sums overflow."""
+    total = float(weights.sum())
+    if not total <= MAX_TOTAL_WEIGHT:
+        raise ValueError(
+            f"sample_weight sums to {total:.3g} (more than {MAX_TOTAL_WEIGHT:.0e}): the M-step's "
+            "weighted sums would overflow float64. Only the ratios of the weights matter: divide "
+            "them by their largest value"
+        )
+
+
 def check_squares_finite(X):
     """Refuse data whose squared distances would overflow X's dtype."""
     if X.size == 0:

@@ -110,6 +110,8 @@ class TruncatedMixtureMixin:
                 f"a mixture cannot have more components than there are samples"
             )
         v.check_squares_finite(X)
+        v.check_spread(X)
+        v.check_total_weight(weights)
         self._warn_few_distinct(X, weights, C)
         return X, weights, kept
 
