@@ -214,10 +214,11 @@ def _run_on_tty(args, cwd):
     return proc.wait(timeout=120), shown
 
 
-def read_pty(master, until=None, timeout=120):
-    """What a pseudo-terminal shows until ``until`` appears, its writer exits, or ``timeout``."""
+def read_pty(master, until=(), timeout=120):
+    """What a pseudo-terminal shows until one of the strings ``until`` appears, its writer
+    exits, or ``timeout``."""
     text, deadline = b"", time.monotonic() + timeout
-    while until is None or until.encode() not in text:
+    while not any(u.encode() in text for u in until):
         ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
         if not ready:
             break
