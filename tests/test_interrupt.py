@@ -55,11 +55,11 @@ def _interrupt_call(monkeypatch, est, method, n):
     real = getattr(est, method)
     calls = []
 
-    def wrapper(*args):
+    def wrapper(*args, **kwargs):
         calls.append(1)
         if len(calls) == n:
             raise KeyboardInterrupt
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(est, method, wrapper)
     return calls

@@ -60,6 +60,36 @@ class EMConfig:
     outlier_capacity: int = 16
 
 
+def chunk_stats(chunk, estep, mixture, moments_of=None, *, update_state=True,
+                outlier_capacity=0):
+    """The E-step and the sufficient statistics of one chunk.
+
+    This is the unit of work every backend runs, in process or on a worker.
+
+    Returns
+    -------
+    stats : SufficientStats
+    result : ChunkResult
+        The truncated posteriors (``result.K`` is also written into ``chunk.K``
+        when ``update_state``).
+    """
+    cov = mixture.covariance if moments_of is None else moments_of
+    res = estep.update(chunk.X, mixture, chunk.K, chunk.start, chunk.weights)
+    n_changed = -1
+    if chunk.K is not None and res.K is not None:
+        # zero-weight rows do not enter the M-step, so their moves don't count
+        changed = np.any(chunk.K != res.K, axis=1) & (chunk.weights > 0)
+        n_changed = int(changed.sum())
+        if update_state:
+            chunk.K[...] = res.K
+    stats = from_posterior(
+        chunk.X, chunk.weights, res.K, res.q, res.lse, mixture.means, cov.moment, cov.shared,
+        n_evals=res.n_evals, n_changed=n_changed, offset=chunk.start,
+        outlier_capacity=outlier_capacity, extra=res.extra,
+    )
+    return stats, res
+
+
 def e_pass(backend, estep, mixture, *, update_state=True, outlier_capacity=0, on_chunk=None,
            moments_of=None):
     """One E-step over all chunks; returns the summed statistics.
@@ -67,36 +97,39 @@ def e_pass(backend, estep, mixture, *, update_state=True, outlier_capacity=0, on
     Parameters
     ----------
     backend : InMemory (or another backend)
+        A backend with a ``map_reduce(fn, n_components)`` method runs ``fn``
+        (chunk -> SufficientStats) where its data lives and sums the results;
+        otherwise its ``chunks`` are processed here, in order.
     estep : EStep
     mixture : Mixture
     update_state : bool
-        Store the new truncated sets in the backend's per-point state.
+        Store the new truncated sets in the backend's per-point state, and let
+        the E-step update what it keeps across passes (:meth:`EStep.end_pass`).
     outlier_capacity : int
     on_chunk : callable or None
-        Called as ``on_chunk(chunk, result)`` (used to collect labels).
+        Called as ``on_chunk(chunk, result)`` (used to collect labels; in-process
+        backends only).
     moments_of : Covariance or None
         Gather the second moments this covariance needs instead of the
         mixture's own (the first M-step ranks by distance but may fit any type).
     """
     C = mixture.n_components
-    cov = mixture.covariance if moments_of is None else moments_of
-    total = 0
-    for chunk in backend.chunks(C):
-        res = estep.update(chunk.X, mixture, chunk.K)
-        n_changed = -1
-        if chunk.K is not None and res.K is not None:
-            # zero-weight rows do not enter the M-step, so their moves don't count
-            changed = np.any(chunk.K != res.K, axis=1) & (chunk.weights > 0)
-            n_changed = int(changed.sum())
-            if update_state:
-                chunk.K[...] = res.K
-        total = total + from_posterior(
-            chunk.X, chunk.weights, res.K, res.q, res.lse, mixture.means, cov.moment, cov.shared,
-            n_evals=res.n_evals, n_changed=n_changed, offset=chunk.start,
-            outlier_capacity=outlier_capacity,
-        )
+
+    def one(chunk):
+        stats, res = chunk_stats(chunk, estep, mixture, moments_of, update_state=update_state,
+                                 outlier_capacity=outlier_capacity)
         if on_chunk is not None:
             on_chunk(chunk, res)
+        return stats
+
+    if hasattr(backend, "map_reduce") and on_chunk is None:
+        total = backend.map_reduce(one, estep.columns(C))
+    else:
+        total = 0
+        for chunk in backend.chunks(estep.columns(C)):
+            total = total + one(chunk)
+    if update_state:
+        estep.end_pass(total, mixture)
     return total
 
 
@@ -123,25 +156,36 @@ class EMRun:
         Where the data is, how K is searched, where to start, how to stop.
     callback : callable or None
         Called with each :class:`IterationRecord`; returning True stops the fit.
+    keep_state : bool
+        Start from the per-point state already in the backend (written by the
+        initialisation) instead of a fresh one.
+    moves : callable or None
+        Global moves after each M-step, called as ``moves(backend, mixture,
+        stats)`` and returning ``(mixture, n_moves)``; they must not lower the
+        free energy (see :mod:`truncmix.moves`).
     """
 
-    def __init__(self, backend, estep, mixture, config, callback=None):
+    def __init__(self, backend, estep, mixture, config, callback=None, keep_state=False,
+                 moves=None):
         self.backend = backend
         self.estep = estep
         self.mixture = mixture
         self.config = config
         self.callback = callback
+        self.moves = moves
         self.history = []
         self.converged = False
         self.n_iter = 0
         self.interrupted = False
-        backend.allocate_state(estep.state_shape(backend.n_samples, mixture.n_components))
+        if not keep_state:
+            backend.allocate_state(estep.state_shape(backend.n_samples, mixture.n_components))
 
     def iterate(self):
         """E-step, M-step, record; until converged or ``max_iter``."""
         cfg = self.config
         hard = self.estep.kept(self.mixture.n_components) == 1
         previous = None
+        moved = 0
         for it in range(1, cfg.max_iter + 1):
             t0 = time.perf_counter()
             stats = e_pass(self.backend, self.estep, self.mixture,
@@ -164,23 +208,30 @@ class EMRun:
                     stats, self.mixture, learned_weights=cfg.learned_weights,
                     floor=cfg.floor, reg_covar=cfg.reg_covar,
                 )
+            self.estep.after_m_step(self.mixture, report)
             self._report_degenerate(report, it)
+            settled = moved == 0
+            moved = 0
+            if self.moves is not None:
+                self.mixture, moved = self.moves(self.backend, self.mixture, stats)
             self.n_iter = it
             record = IterationRecord(
                 iteration=it, free_energy=F, delta=delta, n_evals=stats.n_evals,
                 n_changed=stats.n_changed, n_empty=report.n_empty,
                 n_relocated=len(report.relocated), n_removed=len(report.removed),
                 n_floored=report.n_floored, n_alive=int(self.mixture.alive.sum()),
-                seconds=time.perf_counter() - t0,
+                n_swapped=moved, seconds=time.perf_counter() - t0,
             )
             self.history.append(record)
             yield record
             stop = self.callback(record) if self.callback is not None else False
-            # a hard E-step that changed no set is a fixed point: the M-step
-            # just reproduced the parameters
-            if (hard and stats.n_changed == 0 and report.n_empty == 0) or (
-                previous is not None and abs(F - previous) / W < cfg.tol
-            ):
+            # A hard E-step that changed no set is a fixed point: the M-step just
+            # reproduced the parameters. Not at the first iteration (the start's
+            # M-step may have kept its means), nor around global moves (they
+            # changed sets and means outside the E- and M-steps).
+            fixed = hard and it > 1 and settled and stats.n_changed == 0 and report.n_empty == 0
+            small = previous is not None and abs(F - previous) / W < cfg.tol
+            if moved == 0 and (fixed or small):
                 self.converged = True
                 return
             if stop:

@@ -88,6 +88,9 @@ class SufficientStats:
     n_changed : int
         Points whose truncated set changed since the previous E-step.
     outliers : Outliers
+    extra : object or None
+        What the E-step strategy gathers for itself (e.g. neighbourhood scores);
+        any object closed under ``+``, or None.
     """
 
     resp: np.ndarray
@@ -100,6 +103,7 @@ class SufficientStats:
     n_evals: int
     n_changed: int
     outliers: Outliers = field(repr=False)
+    extra: object = field(default=None, repr=False)
 
     def __add__(self, other):
         if not isinstance(other, SufficientStats):
@@ -115,6 +119,7 @@ class SufficientStats:
             n_evals=self.n_evals + other.n_evals,
             n_changed=self.n_changed + other.n_changed,
             outliers=self.outliers + other.outliers,
+            extra=_add_optional(self.extra, other.extra),
         )
 
     def __radd__(self, other):
@@ -122,6 +127,12 @@ class SufficientStats:
         if other == 0:
             return self
         return NotImplemented
+
+
+def _add_optional(a, b):
+    if a is None:
+        return b
+    return a if b is None else a + b
 
 
 def accumulate_dense(X, weights, q, anchors, moment, shared):
@@ -189,7 +200,7 @@ __all__ = ["SufficientStats", "Outliers", "accumulate_dense", "empty_second", "f
 
 
 def from_posterior(X, weights, K, q, lse, anchors, moment, shared, *, n_evals, n_changed,
-                   offset, outlier_capacity):
+                   offset, outlier_capacity, extra=None):
     """Statistics of one chunk from its truncated posteriors.
 
     Parameters
@@ -210,6 +221,8 @@ def from_posterior(X, weights, K, q, lse, anchors, moment, shared, *, n_evals, n
         Global index of the chunk's first row.
     outlier_capacity : int
         How many worst-explained points to remember for re-seeding.
+    extra : object or None
+        The E-step strategy's own statistics (see :class:`SufficientStats`).
 
     Returns
     -------
@@ -233,4 +246,5 @@ def from_posterior(X, weights, K, q, lse, anchors, moment, shared, *, n_evals, n
         n_evals=int(n_evals),
         n_changed=int(n_changed),
         outliers=Outliers.from_chunk(lse, weights, X, offset, outlier_capacity),
+        extra=extra,
     )

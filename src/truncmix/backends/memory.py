@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Chunk, rows_per_chunk
+from .base import DEFAULT_WORKING_MEMORY, Chunk, rows_per_chunk
 
 
 class InMemory:
@@ -58,21 +58,31 @@ class InMemory:
             K = None if self.state is None else self.state[start:stop]
             yield Chunk(start, X, self.weights[start:stop], K)
 
-    def moments(self):
-        """Weighted mean and covariance of the data as given, float64 (two passes).
+    def moments(self, full=True):
+        """Weighted mean and covariance of the data as given, float64, in one pass.
 
+        Sums are taken about the first row (a data point, so within the data's
+        spread of the mean: no cancellation of large numbers). With
+        ``full=False`` only the variances are computed and the covariance
+        returned is diagonal (all the diagonal covariance types need).
         Call it on a backend that is not centred (the mean is what is needed).
         """
+        D = self.n_features
         W = self.weights.sum()
-        mean = np.zeros(self.n_features)
-        step = rows_per_chunk(self.n_samples, self.n_features, 1, self.chunk_size)
+        ref = np.asarray(self.X[0], dtype=np.float64)
+        s1 = np.zeros(D)
+        s2 = np.zeros((D, D)) if full else np.zeros(D)
+        step = rows_per_chunk(self.n_samples, D, 1, self.chunk_size,
+                              working_memory=min(DEFAULT_WORKING_MEMORY, 32 * 2**20))
         for start in range(0, self.n_samples, step):
             sl = slice(start, start + step)
-            mean += self.weights[sl] @ np.asarray(self.X[sl], dtype=np.float64)
-        mean /= W
-        cov = np.zeros((self.n_features, self.n_features))
-        for start in range(0, self.n_samples, step):
-            sl = slice(start, start + step)
-            d = np.asarray(self.X[sl], dtype=np.float64) - mean
-            cov += (d * self.weights[sl, None]).T @ d
-        return mean, cov / W
+            d = np.asarray(self.X[sl], dtype=np.float64) - ref
+            wd = d * self.weights[sl, None]
+            s1 += wd.sum(axis=0)
+            s2 += wd.T @ d if full else np.einsum("ij,ij->j", wd, d)
+        m1 = s1 / W
+        if full:
+            cov = s2 / W - np.outer(m1, m1)
+        else:
+            cov = np.diag(np.maximum(s2 / W - m1 * m1, 0.0))
+        return ref + m1, cov

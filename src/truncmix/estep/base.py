@@ -22,12 +22,16 @@ class ChunkResult:
         ``log sum_{c in K_n} exp l_n(c)``; its weighted sum is the free energy.
     n_evals : int
         Log-joint evaluations made.
+    extra : object or None
+        Statistics the strategy gathers for itself (closed under ``+``); they
+        are summed over chunks and handed to :meth:`EStep.end_pass`.
     """
 
     K: np.ndarray | None
     q: np.ndarray
     lse: np.ndarray
     n_evals: int
+    extra: object = None
 
     @property
     def labels(self):
@@ -61,7 +65,20 @@ class EStep:
         k = self.kept(n_components)
         return None if k == n_components else (n_samples, k)
 
-    def update(self, X, mixture, K_prev):
+    def start_fit(self, mixture, random_state):
+        """Reset any state kept across passes, at the start of one EM run."""
+
+    def end_pass(self, stats, mixture):
+        """Called after each state-updating pass with the summed statistics."""
+
+    def after_m_step(self, mixture, report):
+        """Called after each M-step with the new mixture and its MStepReport."""
+
+    def columns(self, n_components):
+        """Work-array columns per row, for sizing chunks."""
+        return n_components
+
+    def update(self, X, mixture, K_prev, start=0, weights=None):
         """Run the E-step on one chunk.
 
         Parameters
@@ -69,7 +86,12 @@ class EStep:
         X : ndarray (n, D)
         mixture : Mixture
         K_prev : ndarray (n, C') or None
-            The previous truncated sets (read only).
+            The previous truncated sets (read only; -1 where unknown).
+        start : int
+            Global index of the chunk's first row (seeds per-row randomness,
+            so results do not depend on chunking or threads).
+        weights : ndarray (n,) or None
+            Sample weights, for statistics the strategy gathers for itself.
 
         Returns
         -------

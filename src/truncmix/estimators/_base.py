@@ -11,6 +11,8 @@ from ..backends import InMemory
 from ..backends.base import rows_per_chunk
 from ..em import EMConfig, EMRun, _small_blas
 from ..estep import Exhaustive
+from ..estep.neighbourhood import Neighbourhood, NeighbourScores
+from ..moves import swap_moves
 from ..exceptions import (
     ConvergenceWarning,
     DegenerateComponentWarning,
@@ -22,6 +24,40 @@ from ..model.covariance import COVARIANCE_TYPES, Floor
 from ..model.mixture import Mixture
 
 import warnings
+
+
+#: the numpydoc entries of the search parameters, shared by both estimators
+SEARCH_PARAMETERS_DOC = """search : {"exhaustive", "neighbourhood"}, default="exhaustive"
+        How each point's truncated set is searched. "exhaustive" scores every
+        component (cost grows with C). "neighbourhood" scores only the
+        neighbours of the point's current components plus ``n_random`` random
+        ones (var-GMM-S / vc-GMM): the cost of an iteration grows with
+        ``n_neighbors``, not with C, and the free energy still never
+        decreases, but a fixed point is only locally optimal. Neighbourhoods are
+        learnt from the E-step's own log-joints. Used only when fewer than all
+        components are kept.
+    n_neighbors : int, default=5
+        G, the size of each component's neighbourhood (itself included).
+    n_random : int, default=1
+        E, random candidate components per point and iteration.
+    coreset_size : int or None, default=None
+        Seed on a lightweight coreset of this many weighted points (Bachem,
+        Lucic and Krause 2018) instead of the whole data: seeding then costs
+        O(coreset_size C D) instead of O(N C D). The fit itself uses all data.
+    swaps : "auto" or int, default="auto"
+        Most global swap moves per iteration for hard fits (C' = 1) with
+        ``search="neighbourhood"``: a redundant component jumps to a badly
+        explained point when that raises the free energy (exactly computed; see
+        :mod:`truncmix.moves`). They repair what local search cannot, such as
+        two components in one cluster and none in another. "auto" allows
+        ``1 + C // 20``; 0 turns them off. The exhaustive search never swaps,
+        so that k-means stays exactly Lloyd's algorithm."""
+
+
+def with_search_parameters(cls):
+    """Class decorator: put :data:`SEARCH_PARAMETERS_DOC` into the docstring."""
+    cls.__doc__ = cls.__doc__.replace("%(search_parameters)s", SEARCH_PARAMETERS_DOC)
+    return cls
 
 
 class TruncatedMixtureMixin:
@@ -37,15 +73,42 @@ class TruncatedMixtureMixin:
         """``(n_components, covariance_type, learned_weights, n_active)``."""
         raise NotImplementedError
 
-    def _start(self, X, weights, backend, random_state, floor, data_cov):
+    def _start(self, X, weights, backend, random_state, floor, data_cov, seed_state=False):
         """Initial mixture, in the backend's (shifted) coordinates."""
         C, cov_type, learned, _ = self._model()
-        means = initial_means(X, weights, C, self._init_means_spec(), random_state)
+        means = initial_means(X, weights, C, self._init_means_spec(), random_state,
+                              coreset_size=self.coreset_size)
         self._check_init_means(means, X.shape[1])
         return first_m_step(
             backend, means - backend.offset, cov_type, data_cov,
             learned_weights=learned, floor=floor, reg_covar=self._reg_covar(),
+            seed_state=seed_state,
         )
+
+    def _moves(self, estep):
+        """Global swap moves for hard neighbourhood fits, or None."""
+        C = self._model()[0]
+        if not isinstance(estep, Neighbourhood) or estep.kept(C) != 1:
+            return None
+        limit = 1 + C // 20 if self.swaps == "auto" else int(self.swaps)
+        if limit == 0:
+            return None
+
+        def moves(backend, mixture, stats):
+            if not isinstance(stats.extra, NeighbourScores):
+                return mixture, 0
+            return swap_moves(backend, mixture, stats.extra, limit, table=estep.table,
+                              on_move=estep.moved)
+
+        return moves
+
+    def _estep(self):
+        """The E-step strategy the parameters ask for."""
+        C, _, _, n_active = self._model()
+        kept = C if n_active is None else min(n_active, C)
+        if self.search == "neighbourhood" and kept < C:
+            return Neighbourhood(kept, n_neighbors=self.n_neighbors, n_random=self.n_random)
+        return Exhaustive(n_active)
 
     def _init_means_spec(self):
         return self.init
@@ -135,21 +198,29 @@ class TruncatedMixtureMixin:
         backend = InMemory(X, weights, np.zeros(X.shape[1]), self.chunk_size)
         with _small_blas(X.shape[1]):
             # a sum over all rows: with one BLAS thread (as the M-step has when
-            # D is small) its rounding does not depend on BLAS's thread count
-            mean, data_cov = backend.moments()
+            # D is small) its rounding does not depend on BLAS's thread count.
+            # Tied and full starts need the whole covariance; the others its diagonal
+            mean, data_cov = backend.moments(full=cov_type in ("tied", "full"))
         backend = InMemory(X, weights, mean, self.chunk_size, centre_once=True)
         floor = Floor.from_variances(np.diag(data_cov), self._covariance_floor())
         config = EMConfig(
             learned_weights=learned, floor=floor, reg_covar=self._reg_covar(),
             max_iter=self.max_iter, tol=self.tol, outlier_capacity=min(C, 64),
         )
-        estep = Exhaustive(n_active)
+        estep = self._estep()
+        # a neighbourhood search starts from each point's nearest seeds, found by
+        # the first M-step's assignment pass
+        seeded = isinstance(estep, Neighbourhood)
         best = None
         for _ in range(self.n_init):
-            start = None
             try:
-                start = self._start(X, weights, backend, random_state, floor, data_cov)
-                run = EMRun(backend, estep, start, config, callback=self._progress).run()
+                if seeded:
+                    backend.allocate_state(estep.state_shape(X.shape[0], C))
+                start = self._start(X, weights, backend, random_state, floor, data_cov,
+                                    seed_state=seeded)
+                estep.start_fit(start, random_state)
+                run = EMRun(backend, estep, start, config, callback=self._progress,
+                            keep_state=seeded, moves=self._moves(estep)).run()
             except KeyboardInterrupt:
                 # Ctrl-C while seeding a later run: keep the best run so far
                 if best is None:

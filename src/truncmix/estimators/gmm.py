@@ -13,9 +13,10 @@ from ..exceptions import ConvergenceWarning
 from ..init import first_m_step, initial_means
 from ..model.covariance import COVARIANCE_TYPES
 from ..model.mixture import Mixture
-from ._base import TruncatedMixtureMixin, mixture_from_attributes
+from ._base import TruncatedMixtureMixin, with_search_parameters, mixture_from_attributes
 
 
+@with_search_parameters
 class TruncatedGaussianMixture(TruncatedMixtureMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by truncated variational EM.
 
@@ -65,6 +66,7 @@ default="k-means++"
     verbose : int, default=0
     chunk_size : int or None, default=None
         Rows per chunk in the E-step; None picks it from a memory budget.
+    %(search_parameters)s
     missing : {"raise", "drop"}, default="raise"
         What ``fit`` does with rows holding NaN or infinite values: raise a
         ValueError naming them, or leave them out of the fit with a
@@ -113,7 +115,7 @@ default="k-means++"
         "n_active": [Interval(numbers.Integral, 1, None), Options((None,))],
         "covariance_type": [Options(tuple(COVARIANCE_TYPES))],
         "weights": [Options(("learned", "equal"))],
-        "init": [Options(("k-means++", "k-means", "random")), ArrayLike()],
+        "init": [Options(("k-means++", "k-means", "random", "afk-mc2")), ArrayLike()],
         "n_init": [Interval(numbers.Integral, 1, None)],
         "max_iter": [Interval(numbers.Integral, 1, None)],
         "tol": [Interval(numbers.Real, 0, None)],
@@ -125,6 +127,11 @@ default="k-means++"
         "random_state": [RandomStateLike()],
         "verbose": [Interval(numbers.Integral, 0, None)],
         "chunk_size": [Interval(numbers.Integral, 1, None), Options((None,))],
+        "search": [Options(("exhaustive", "neighbourhood"))],
+        "n_neighbors": [Interval(numbers.Integral, 1, None)],
+        "n_random": [Interval(numbers.Integral, 0, None)],
+        "coreset_size": [Interval(numbers.Integral, 1, None), Options((None,))],
+        "swaps": [Interval(numbers.Integral, 0, None), Options(("auto",))],
         "missing": [Options(("raise", "drop"))],
     }
 
@@ -132,7 +139,8 @@ default="k-means++"
                  weights="learned", init="k-means++", n_init=1, max_iter=100, tol=1e-3,
                  reg_covar=0.0, covariance_floor=1e-6, weights_init=None, means_init=None,
                  precisions_init=None, random_state=None, verbose=0, chunk_size=None,
-                 missing="raise"):
+                 search="exhaustive", n_neighbors=5, n_random=1, coreset_size=None,
+                 swaps="auto", missing="raise"):
         self.n_components = n_components
         self.n_active = n_active
         self.covariance_type = covariance_type
@@ -149,6 +157,11 @@ default="k-means++"
         self.random_state = random_state
         self.verbose = verbose
         self.chunk_size = chunk_size
+        self.search = search
+        self.n_neighbors = n_neighbors
+        self.n_random = n_random
+        self.coreset_size = coreset_size
+        self.swaps = swaps
         self.missing = missing
 
     def _model(self):
@@ -163,19 +176,21 @@ default="k-means++"
     def _init_means_spec(self):
         return self.init if self.means_init is None else self.means_init
 
-    def _start(self, X, weights, backend, random_state, floor, data_cov):
+    def _start(self, X, weights, backend, random_state, floor, data_cov, seed_state=False):
         C, D = self.n_components, X.shape[1]
         spec = self._init_means_spec()
         if isinstance(spec, str) and spec == "k-means":
             # scikit-learn's GaussianMixture default: start from a k-means fit
             from .kmeans import KMeans
 
-            km = KMeans(C, n_init=1, random_state=random_state, chunk_size=self.chunk_size)
+            km = KMeans(C, n_init=1, random_state=random_state, chunk_size=self.chunk_size,
+                        search=self.search, n_neighbors=self.n_neighbors,
+                        n_random=self.n_random, coreset_size=self.coreset_size)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 km._progress = lambda record: False
                 spec = km.fit(X, sample_weight=weights).cluster_centers_
-        means = initial_means(X, weights, C, spec, random_state)
+        means = initial_means(X, weights, C, spec, random_state, coreset_size=self.coreset_size)
         self._check_init_means(means, D)
         if means.shape[0] != C:
             raise ValueError(f"means_init has {means.shape[0]} rows; expected n_components={C}")
@@ -186,7 +201,7 @@ default="k-means++"
             mixture = first_m_step(
                 backend, means, self.covariance_type, data_cov,
                 learned_weights=self.weights == "learned", floor=floor,
-                reg_covar=self._reg_covar(),
+                reg_covar=self._reg_covar(), seed_state=seed_state,
             )
             if self.precisions_init is not None:
                 mixture = Mixture(mixture.means, mixture.log_weights, self._precisions_init(C, D))

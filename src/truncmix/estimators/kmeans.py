@@ -10,9 +10,10 @@ from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from .._validation import ArrayLike, Interval, Options, RandomStateLike
 from ..model.covariance import LOG_2PI, Isotropic
 from ..model.mixture import Mixture
-from ._base import TruncatedMixtureMixin
+from ._base import TruncatedMixtureMixin, with_search_parameters
 
 
+@with_search_parameters
 class KMeans(TruncatedMixtureMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     """Lloyd's k-means, fitted as truncated variational EM with C' = 1.
 
@@ -46,6 +47,7 @@ default="k-means++"
     chunk_size : int or None, default=None
         Rows per chunk in the E-step; None picks it from a memory budget. The
         result does not depend on it beyond rounding.
+    %(search_parameters)s
     missing : {"raise", "drop"}, default="raise"
         What ``fit`` does with rows holding NaN or infinite values: raise a
         ValueError naming them, or leave them out of the fit with a
@@ -90,19 +92,25 @@ default="k-means++"
     _count_name = "n_clusters"
     _parameter_constraints = {
         "n_clusters": [Interval(numbers.Integral, 1, None)],
-        "init": [Options(("k-means++", "random")), ArrayLike()],
+        "init": [Options(("k-means++", "random", "afk-mc2")), ArrayLike()],
         "n_init": [Interval(numbers.Integral, 1, None)],
         "max_iter": [Interval(numbers.Integral, 1, None)],
         "tol": [Interval(numbers.Real, 0, None)],
         "random_state": [RandomStateLike()],
         "verbose": [Interval(numbers.Integral, 0, None)],
         "chunk_size": [Interval(numbers.Integral, 1, None), Options((None,))],
+        "search": [Options(("exhaustive", "neighbourhood"))],
+        "n_neighbors": [Interval(numbers.Integral, 1, None)],
+        "n_random": [Interval(numbers.Integral, 0, None)],
+        "coreset_size": [Interval(numbers.Integral, 1, None), Options((None,))],
+        "swaps": [Interval(numbers.Integral, 0, None), Options(("auto",))],
         "missing": [Options(("raise", "drop"))],
     }
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init=1, max_iter=300, tol=1e-4,
                  random_state=None, verbose=0, chunk_size=None,
-                 missing="raise"):
+                 search="exhaustive", n_neighbors=5, n_random=1, coreset_size=None,
+                 swaps="auto", missing="raise"):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -111,6 +119,11 @@ default="k-means++"
         self.random_state = random_state
         self.verbose = verbose
         self.chunk_size = chunk_size
+        self.search = search
+        self.n_neighbors = n_neighbors
+        self.n_random = n_random
+        self.coreset_size = coreset_size
+        self.swaps = swaps
         self.missing = missing
 
     def _model(self):
