@@ -188,6 +188,10 @@ MODELS = {
     "full C'=1": lambda C: TruncatedGaussianMixture(C, covariance_type="full", n_active=1,
                                                     random_state=0, max_iter=50),
     "full": lambda C: TruncatedGaussianMixture(C, covariance_type="full", random_state=0, max_iter=50),
+    "kmeans neighbourhood": lambda C: KMeans(C, search="neighbourhood", n_neighbors=2, random_state=0,
+                                             max_iter=50),
+    "diag C'=2 neighbourhood": lambda C: TruncatedGaussianMixture(
+        C, n_active=2, search="neighbourhood", n_neighbors=2, random_state=0, max_iter=50),
 }
 PARAMS = ("cluster_centers_", "sigma2_", "inertia_", "weights_", "means_", "covariances_",
           "precisions_", "precisions_cholesky_", "lower_bound_", "free_energy_history_")
