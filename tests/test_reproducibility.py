@@ -25,6 +25,11 @@ MODELS = {"kmeans": lambda: KMeans(6, random_state=0, n_init=2)}
 for _cov in ("isotropic", "spherical", "diag", "tied", "full"):
     MODELS[f"{_cov} C'=2"] = lambda cov=_cov: TruncatedGaussianMixture(
         6, covariance_type=cov, n_active=2, random_state=0, max_iter=6)
+MODELS["kmeans neighbourhood, afk-mc2 on a coreset"] = lambda: KMeans(
+    12, init="afk-mc2", search="neighbourhood", n_neighbors=3, coreset_size=500, random_state=0,
+    max_iter=8)
+MODELS["diag C'=2 neighbourhood"] = lambda: TruncatedGaussianMixture(
+    12, n_active=2, search="neighbourhood", n_neighbors=3, random_state=0, max_iter=6)
 for _cov in ("spherical", "full"):
     MODELS[f"{_cov} exact"] = lambda cov=_cov: TruncatedGaussianMixture(
         6, covariance_type=cov, random_state=0, max_iter=6, n_init=2)
