@@ -1,8 +1,9 @@
 """The ``truncmix`` command: fit, predict, score, sample, info, select, plot, demo.
 
 Errors are one line on stderr naming the file and the problem; the exit code
-is 2 for usage and input errors, 1 when a fit fails, 130 on Ctrl-C. ``--debug``
-shows the traceback instead. A progress bar (tqdm if installed, else plain
+is 2 for usage and input errors, 1 when a fit fails, 130 on Ctrl-C (``fit``
+first saves the model of the last completed M-step). ``--debug`` shows the
+traceback instead. A progress bar (tqdm if installed, else plain
 lines) goes to stderr when it is a terminal, unless ``--quiet``; ``--json``
 prints a machine-readable result on stdout.
 
