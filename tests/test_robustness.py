@@ -9,11 +9,17 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import truncmix
 from truncmix import KMeans, TruncatedGaussianMixture
 from truncmix.em import MONOTONE_RTOL
-from truncmix.exceptions import DegenerateComponentWarning, DroppedRowsWarning
+from truncmix.exceptions import (
+    DegenerateComponentWarning,
+    DroppedRowsWarning,
+    FreeEnergyDecreaseWarning,
+)
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
@@ -109,6 +115,16 @@ def test_wrong_number_of_features_at_predict(cls):
     for method in ("predict", "predict_proba", "score_samples", "score"):
         with pytest.raises(ValueError, match="X has 2 features, but .* is expecting 3 features"):
             getattr(est, method)(BLOBS[:, :2])
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+def test_fewer_weighted_samples_than_components(init):
+    w = np.r_[np.ones(3), np.zeros(87)]
+    with pytest.raises(ValueError, match="only 3 of the 90 samples have a positive sample_weight, "
+                                         "fewer than n_components=4"):
+        TruncatedGaussianMixture(4, init=init).fit(BLOBS, sample_weight=w)
+    est = TruncatedGaussianMixture(3, init=init, random_state=0).fit(BLOBS, sample_weight=w)
+    assert np.isfinite(est.means_).all()
 
 
 def test_sample_weight_of_the_wrong_length():
@@ -276,3 +292,61 @@ def test_nonfinite_columns_named_as_in_the_dataframe():
     with pytest.warns(DroppedRowsWarning, match="dropped 2 of 90 rows .*column 'width'"):
         est = TruncatedGaussianMixture(2, random_state=0, missing="drop").fit(df)
     assert est.predict(df)[[4, 9]].tolist() == [-1, -1]
+
+
+def test_swap_moves_skip_removed_components():
+    # four distinct points, some weights zero: four components are removed in the
+    # first iteration; swap moves then must not use them as fallbacks (their
+    # log-weight is -inf, and the loss of a swap became NaN)
+    X = np.repeat(np.array([[-1.209, -0.489, 0.255, 1.365], [0.011, -1.797, 1.309, -0.356],
+                            [1.831, -0.937, -0.325, 0.327], [-1.015, -0.936, 0.856, 1.005]]), 4, axis=0)
+    w = np.array([2., 0, 2, 1, 2, 0, 1, 0, 1, 0, 0, 2, 2, 1, 1, 0])
+    est = TruncatedGaussianMixture(8, n_active=1, search="neighbourhood", n_neighbors=3, init="random",
+                                   random_state=39, max_iter=30)
+    messages = _degenerate_messages(lambda: est.fit(X, sample_weight=w))  # RuntimeWarnings are errors
+    assert any("were removed" in m for m in messages)
+    assert np.isfinite(est.means_).all() and (est.weights_ > 0).sum() == 4
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_small_problems_fit_or_refuse_clearly(data):
+    """Any small data set and settings: finite, monotone fits, or a ValueError saying why."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    N, D = data.draw(st.integers(1, 30)), data.draw(st.integers(1, 5))
+    kind = data.draw(st.sampled_from(["normal", "rounded", "scaled", "repeated"]))
+    X = {"normal": lambda: rng.standard_normal((N, D)),
+         "rounded": lambda: np.round(rng.standard_normal((N, D))),
+         "scaled": lambda: rng.standard_normal((N, D)) * 10.0 ** rng.integers(-12, 12, size=D),
+         "repeated": lambda: np.repeat(rng.standard_normal((max(1, N // 4), D)), 4, axis=0)}[kind]()
+    C = data.draw(st.integers(1, X.shape[0]))
+    common = dict(random_state=data.draw(st.integers(0, 99)), max_iter=30,
+                  search=data.draw(st.sampled_from(["exhaustive", "neighbourhood"])),
+                  n_neighbors=data.draw(st.integers(1, 3)))
+    if data.draw(st.booleans()):
+        est = KMeans(C, **common)
+    else:
+        est = TruncatedGaussianMixture(
+            C, covariance_type=data.draw(st.sampled_from(["isotropic", "spherical", "diag", "tied", "full"])),
+            n_active=data.draw(st.none() | st.integers(1, C)),
+            weights=data.draw(st.sampled_from(["learned", "equal"])),
+            init=data.draw(st.sampled_from(["k-means++", "random", "k-means"])), **common)
+    weights = None
+    if data.draw(st.booleans()):
+        weights = rng.integers(0, 3, size=X.shape[0]).astype(float)
+        weights[0] = max(weights[0], 1.0)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est.fit(X, sample_weight=weights)
+    except ValueError as exc:
+        assert "positive sample_weight" in str(exc) and weights is not None
+        return
+    assert not [w for w in caught if issubclass(w.category, (RuntimeWarning, FreeEnergyDecreaseWarning))]
+    for name in PARAMS:
+        if hasattr(est, name):
+            assert np.isfinite(getattr(est, name)).all(), name
+    fe = est.free_energy_history_
+    assert (np.diff(fe) >= -MONOTONE_RTOL * np.maximum(np.abs(fe[:-1]), 1.0)).all(), fe
+    assert np.isfinite(est.score_samples(X)).all()

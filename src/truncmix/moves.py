@@ -106,9 +106,10 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
             break
         r = donors[d]
         lo, hi = np.searchsorted(sorted_labels, [r, r + 1])
-        # moved or changed this round: not fallbacks
+        # moved or changed this round, or removed (weight zero): not fallbacks
         pool = np.arange(mixture.n_components) if table is None else table[r]
-        pool = np.concatenate([[r], pool[(pool != r) & ~used[pool]]]).astype(np.int64)
+        pool = np.concatenate(
+            [[r], pool[(pool != r) & ~used[pool] & mixture.alive[pool]]]).astype(np.int64)
         if pool.size < 2:
             failures += 1
             used[j] = True

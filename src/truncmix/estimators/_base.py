@@ -172,6 +172,12 @@ class TruncatedMixtureMixin:
                 f"n_samples={X.shape[0]} should be >= {self._count_name}={C}: "
                 f"a mixture cannot have more components than there are samples"
             )
+        n_weighted = int(np.count_nonzero(weights))
+        if n_weighted < C:
+            raise ValueError(
+                f"only {n_weighted} of the {X.shape[0]} samples have a positive sample_weight, "
+                f"fewer than {self._count_name}={C}: zero-weight samples do not count"
+            )
         v.check_squares_finite(X)
         v.check_spread(X)
         v.check_total_weight(weights)
