@@ -54,9 +54,21 @@ SEARCH_PARAMETERS_DOC = """search : {"exhaustive", "neighbourhood"}, default="ex
         so that k-means stays exactly Lloyd's algorithm."""
 
 
+#: the numpydoc entry of ``missing``, shared by both estimators
+MISSING_PARAMETER_DOC = """missing : {"raise", "drop"}, default="raise"
+        What ``fit`` does with rows holding NaN or infinite values: raise a
+        ValueError naming them, or leave them out of the fit with a
+        :class:`~truncmix.exceptions.DroppedRowsWarning` (``n_dropped_`` counts
+        them, ``labels_``, ``fit_predict`` and ``predict`` give them the label
+        -1). The other methods (``predict_proba``, ``score_samples``, ...) always
+        refuse such rows."""
+
+
 def with_search_parameters(cls):
-    """Class decorator: put :data:`SEARCH_PARAMETERS_DOC` into the docstring."""
-    cls.__doc__ = cls.__doc__.replace("%(search_parameters)s", SEARCH_PARAMETERS_DOC)
+    """Class decorator: put :data:`SEARCH_PARAMETERS_DOC` and
+    :data:`MISSING_PARAMETER_DOC` into the docstring."""
+    cls.__doc__ = (cls.__doc__.replace("%(search_parameters)s", SEARCH_PARAMETERS_DOC)
+                   .replace("%(missing_parameter)s", MISSING_PARAMETER_DOC))
     return cls
 
 

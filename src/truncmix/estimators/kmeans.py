@@ -48,13 +48,7 @@ default="k-means++"
         Rows per chunk in the E-step; None picks it from a memory budget. The
         result does not depend on it beyond rounding.
     %(search_parameters)s
-    missing : {"raise", "drop"}, default="raise"
-        What ``fit`` does with rows holding NaN or infinite values: raise a
-        ValueError naming them, or leave them out of the fit with a
-        :class:`~truncmix.exceptions.DroppedRowsWarning` (``n_dropped_`` counts
-        them, ``labels_``, ``fit_predict`` and ``predict`` give them the label
-        -1). The other methods (``predict_proba``, ``score_samples``, ...) always
-        refuse such rows.
+    %(missing_parameter)s
 
     Attributes
     ----------
