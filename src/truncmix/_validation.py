@@ -129,26 +129,6 @@ def check_sample_weight(sample_weight, n_samples):
 _SMALLEST_RELATIVE_VARIANCE = 1e-18
 
 
-def check_spread(X):
-    """Refuse data whose spread is so small that variances underflow.
-
-    Precisions (inverse variances, down to 1e-18 of the data's variance for a
-    constant column) must stay finite in X's dtype; all-identical rows (no
-    spread at all) are fine.
-    """
-    if X.shape[0] < 2:
-        return
-    span = float(np.max(np.ptp(X, axis=0)))
-    limit = 10.0 * np.sqrt(1.0 / (_SMALLEST_RELATIVE_VARIANCE * np.finfo(X.dtype).max))
-    if 0.0 < span < limit:
-        remedy = " or pass float64 data" if X.dtype == np.float32 else ""
-        raise ValueError(
-            f"X spans at most {span:.3g} in any feature; variances of such {X.dtype} values "
-            f"underflow (each feature should span more than about {limit:.3g}). Rescale the "
-            f"data (e.g. divide by its standard deviation){remedy}"
-        )
-
-
 #: the largest total sample weight: the M-step squares weighted sums, which must
 #: not overflow (1e100 rows would be far beyond any data set)
 MAX_TOTAL_WEIGHT = 1e100
@@ -165,18 +145,32 @@ def check_total_weight(weights):
         )
 
 
-def check_squares_finite(X):
-    """Refuse data whose squared distances would overflow X's dtype."""
+def check_scale(X):
+    """Refuse data whose squared distances overflow, or whose variances underflow, X's dtype.
+
+    One pass for each feature's smallest and largest value. Precisions (inverse
+    variances, down to 1e-18 of the data's variance for a constant column) must
+    stay finite; all-identical rows (no spread at all) are fine.
+    """
     if X.size == 0:
         return
-    largest = float(np.max(np.abs(X)))
+    lo, hi = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
+    remedy = " or pass float64 data" if X.dtype == np.float32 else ""
+    largest = float(max(np.max(np.abs(lo)), np.max(np.abs(hi))))
     limit = np.sqrt(np.finfo(X.dtype).max / (8.0 * X.shape[1]))
     if largest > limit:
-        remedy = " or pass float64 data" if X.dtype == np.float32 else ""
         raise ValueError(
             f"X holds values up to {largest:.3g} in magnitude; squared distances between such "
             f"{X.dtype} values overflow (limit about {limit:.3g} for {X.shape[1]} features). "
             f"Rescale the data (e.g. divide by its largest magnitude){remedy}"
+        )
+    span = float(np.max(hi - lo))
+    limit = 10.0 * np.sqrt(1.0 / (_SMALLEST_RELATIVE_VARIANCE * np.finfo(X.dtype).max))
+    if 0.0 < span < limit:
+        raise ValueError(
+            f"X spans at most {span:.3g} in any feature; variances of such {X.dtype} values "
+            f"underflow (each feature should span more than about {limit:.3g}). Rescale the "
+            f"data (e.g. divide by its standard deviation){remedy}"
         )
 
 
@@ -265,7 +259,11 @@ def count_distinct_rows(X, at_least):
     """
     if X.shape[0] == 0:
         return 0
-    projection = X @ np.random.default_rng(7).standard_normal(X.shape[1])
+    direction = np.random.default_rng(7).standard_normal(X.shape[1])
+    # usually the first few rows already hold enough distinct points
+    if np.unique(X[: 4 * at_least] @ direction).size >= at_least:
+        return at_least
+    projection = X @ direction
     order = np.argsort(projection, kind="stable")
     if 1 + np.count_nonzero(np.diff(projection[order])) >= at_least:
         return at_least

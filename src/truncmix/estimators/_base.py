@@ -190,8 +190,7 @@ class TruncatedMixtureMixin:
                 f"only {n_weighted} of the {X.shape[0]} samples have a positive sample_weight, "
                 f"fewer than {self._count_name}={C}: zero-weight samples do not count"
             )
-        v.check_squares_finite(X)
-        v.check_spread(X)
+        v.check_scale(X)
         v.check_total_weight(weights)
         self._warn_few_distinct(X, weights, C)
         return X, weights, kept
@@ -200,7 +199,9 @@ class TruncatedMixtureMixin:
         """Warn when fewer distinct points than components carry weight."""
         if C == 1:
             return
-        distinct = v.count_distinct_rows(X[weights > 0], at_least=C)
+        # (indexing copies X: only when some rows have zero weight)
+        weighted = X if weights.all() else X[weights > 0]
+        distinct = v.count_distinct_rows(weighted, at_least=C)
         if distinct < C:
             warnings.warn(
                 f"X has only {distinct} distinct point(s) with positive weight but "
