@@ -52,7 +52,7 @@ SUITES = {
         # issue 4: blobs 200k x 64 at C = 1 000 and 4 000, birch1, and C = 10 000
         "sublinear": dict(blobs=[(200_000, 64, 1_000), (200_000, 64, 4_000),
                                  (200_000, 32, 10_000)],
-                          birch1=True, seed=0, coreset_factor=5, max_iter=256, faiss_niter=50,
+                          birch1=True, seed=0, coreset_factor=2, max_iter=256, faiss_niter=50,
                           elkan_max_bytes=4 * 2**30, goals={"1000": 10.0, "4000": 30.0},
                           gmm=(100_000, 32, 1_000), gmm_max_iter=100,
                           scaling_shape=(200_000, 64),

@@ -7,12 +7,12 @@ points are also well explained by other components, and moves its mean onto a
 point p that the model explains badly.
 
 Each swap is applied only if it raises the free energy, computed exactly at the
-current parameters. r's points are handed to the best of r's neighbours; r's
-mean moves to the mean of the points of p's component k that x_p explains
-better than k does, and r takes every point of k it then explains better;
-every other point and mean stays. So
+current parameters. r's points are handed to the best of r's neighbours; then
+r and p's component k split k's points: a few two-means steps from (mean of k,
+x_p) give new means for both, and each point of k goes to the one that
+explains it better; every other point and mean stays. So
 
-    F(K', Theta') - F(K, Theta) = sum_{n in k, taken} w_n (l'_n(r) - l_n(k))
+    F(K', Theta') - F(K, Theta) = sum_{n in k} w_n (max(l'_n(r), l'_n(k)) - l_n(k))
                                   - sum_{n in r} w_n (l_n(r) - l_n(fallback))
 
 is known before the swap is made, and the chain E-step, M-step, swap, E-step
@@ -27,8 +27,11 @@ import numpy as np
 
 from .model.mixture import Mixture
 
+#: Lloyd steps of the two-means split a swap makes of its target cluster
+SPLIT_STEPS = 3
 
-def swap_moves(backend, mixture, summaries, max_swaps, table=None, on_move=None):
+
+def swap_moves(backend, mixture, summaries, max_swaps, table=None, on_move=None, min_gain=0.0):
     """Make up to ``max_swaps`` free-energy-raising swaps; return the new mixture.
 
     Parameters
@@ -44,10 +47,14 @@ def swap_moves(backend, mixture, summaries, max_swaps, table=None, on_move=None)
     table : ndarray (C, G) int or None
         Neighbourhoods (component first). A donor's points fall back to the
         best of its neighbours, so a swap costs O(points x G x D), not
-        O(points x C x D); without a table every component is searched.
+        O(points x C x D); small donors search every component, within a
+        budget of N evaluations per round; without a table every donor does.
     on_move : callable or None
         Called as ``on_move(mixture, r, k)`` after component r moved onto a
         point of component k (the E-step gives r a neighbourhood there).
+    min_gain : float
+        Smallest rise of the free energy a swap must bring (the fit passes its
+        ``tol`` times the total weight: smaller swaps are not worth an iteration).
 
     Returns
     -------
@@ -75,7 +82,7 @@ def swap_moves(backend, mixture, summaries, max_swaps, table=None, on_move=None)
 
     with single_threaded_blas():
         return _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps,
-                           table, on_move)
+                           table, on_move, min_gain)
 
 
 def _log_joint_with(mixture, X, components):
@@ -85,14 +92,17 @@ def _log_joint_with(mixture, X, components):
     return sub.log_joint(np.asarray(X))
 
 
-def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, table, on_move):
+def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, table, on_move,
+                min_gain):
     rows = np.flatnonzero(np.isin(labels, donors))
     rows = rows[np.argsort(labels[rows], kind="stable")]
     sorted_labels = labels[rows]  # a copy: the grouping before any swap
     cap = mixture.log_weights + mixture.covariance.log_norm()
-    used = np.zeros(mixture.n_components, bool)
+    C = mixture.n_components
+    used = np.zeros(C, bool)
     means = mixture.means.copy()
     n_swaps = failures = d = 0
+    budget = labels.shape[0]
     for j in targets:
         if n_swaps >= max_swaps or failures >= 8 or d >= len(donors):
             break
@@ -106,8 +116,14 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
             break
         r = donors[d]
         lo, hi = np.searchsorted(sorted_labels, [r, r + 1])
+        # a small donor's points may look at every component (neighbourhoods can
+        # miss a near twin); within a budget of one evaluation per data point
+        if table is None or (hi - lo) * C <= budget:
+            pool = np.arange(C)
+            budget -= (hi - lo) * C
+        else:
+            pool = table[r]
         # moved or changed this round, or removed (weight zero): not fallbacks
-        pool = np.arange(mixture.n_components) if table is None else table[r]
         pool = np.concatenate(
             [[r], pool[(pool != r) & ~used[pool] & mixture.alive[pool]]]).astype(np.int64)
         if pool.size < 2:
@@ -118,28 +134,29 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
         pick = 1 + np.argmax(block[:, 1:], axis=1)
         other = pool[pick]
         loss = float(w[rows[lo:hi]] @ (block[:, 0] - block[np.arange(hi - lo), pick]))
-        # r moves into k_p's cluster: onto the mean of the points of k_p that
-        # x_p would serve better than k_p does, and takes every point of k_p it
-        # then explains better (exactly counted)
+        # r splits k_p's cluster: two-means on k_p's points (a few Lloyd steps
+        # from k_p's mean and x_p); both means move, and each point of k_p goes
+        # to the one that explains it better (exactly counted)
         mine = np.flatnonzero(labels == k_p)
-        Xk = np.asarray(X[mine])
+        Xk = np.asarray(X[mine], dtype=np.float64)
+        wk = w[mine]
+        before = _log_joint_with(mixture, Xk, np.array([k_p]))[:, 0]
         trial = means.copy()
-        trial[r] = np.asarray(X[p], dtype=np.float64)
-        moved = Mixture(trial, mixture.log_weights, mixture.covariance)
-        pair = _log_joint_with(moved, Xk, np.array([r, k_p]))
-        closer = pair[:, 0] > pair[:, 1]
-        if closer.any() and w[mine][closer].sum() > 0:
-            wk = w[mine][closer]
-            trial[r] = (wk @ Xk[closer]) / wk.sum()
-            moved = Mixture(trial, mixture.log_weights, mixture.covariance)
-            pair = _log_joint_with(moved, Xk, np.array([r, k_p]))
-        takes = pair[:, 0] > pair[:, 1]
-        gain = float(w[mine][takes] @ (pair[takes, 0] - pair[takes, 1]))
-        if not (np.isfinite(loss) and gain > loss):
+        trial[r] = Xk[np.searchsorted(mine, p)]
+        for _ in range(SPLIT_STEPS + 1):
+            pair = _log_joint_with(Mixture(trial, mixture.log_weights, mixture.covariance), Xk,
+                                   np.array([r, k_p]))
+            takes = pair[:, 0] > pair[:, 1]
+            if _ == SPLIT_STEPS or not (wk[takes].sum() > 0 and wk[~takes].sum() > 0):
+                break
+            trial[r] = (wk[takes] @ Xk[takes]) / wk[takes].sum()
+            trial[k_p] = (wk[~takes] @ Xk[~takes]) / wk[~takes].sum()
+        gain = float(wk @ (np.maximum(pair[:, 0], pair[:, 1]) - before))
+        if not (np.isfinite(loss) and gain - loss > min_gain):
             failures += 1
             used[j] = True
             continue
-        means[r] = trial[r]
+        means[r], means[k_p] = trial[r], trial[k_p]
         labels[rows[lo:hi]] = other
         labels[mine[takes]] = r
         used[[r, j, k_p]] = True

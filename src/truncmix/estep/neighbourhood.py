@@ -122,7 +122,11 @@ class Neighbourhood(EStep):
     Notes
     -----
     Points without a truncated set yet (state -1, the first pass of a fit) are
-    searched exhaustively. Random candidates come from a counter-based stream
+    searched exhaustively, and so are points that their best candidate explains
+    far worse than its own points (squared Mahalanobis distance beyond the
+    6-sigma point of a chi-square with D degrees of freedom): they are stuck
+    among the wrong components, which random candidates alone would take many
+    iterations to fix. Random candidates come from a counter-based stream
     of (seed, pass, global row), so they do not depend on chunks or threads.
     """
 
@@ -243,6 +247,15 @@ class Neighbourhood(EStep):
                 self.seed, self.pass_index, start, k, block_rows(n), K, q, lse, cand, gap, n_cand,
             )
         n_evals = int(n_cand.sum())
+        # Rescue: a point whose best candidate is far outside that component's
+        # own spread (Mahalanobis^2 beyond the 6-sigma point of chi^2_D) is
+        # stuck among components that do not fit it; search it exhaustively.
+        # A per-row rule, so results do not depend on the chunking.
+        D = X.shape[1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            best_l = lse + np.log(q[:, 0])
+            maha = -2.0 * (best_l - form.cap[K[:, 0]])
+        unknown |= maha > D + 6.0 * np.sqrt(2.0 * D)
         if unknown.any():
             rows = np.flatnonzero(unknown)
             res = Exhaustive(k).update(np.ascontiguousarray(X[rows]), mixture, None)

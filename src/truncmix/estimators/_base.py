@@ -110,7 +110,7 @@ class TruncatedMixtureMixin:
             if not isinstance(stats.extra, NeighbourScores):
                 return mixture, 0
             return swap_moves(backend, mixture, stats.extra, limit, table=estep.table,
-                              on_move=estep.moved)
+                              on_move=estep.moved, min_gain=self.tol * stats.weight)
 
         return moves
 
