@@ -123,8 +123,9 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
             budget -= (hi - lo) * C
         else:
             pool = table[r]
-        # moved or changed this round: not fallbacks
-        pool = np.concatenate([[r], pool[(pool != r) & ~used[pool]]]).astype(np.int64)
+        # moved or changed this round, or removed (weight zero): not fallbacks
+        pool = np.concatenate(
+            [[r], pool[(pool != r) & ~used[pool] & mixture.alive[pool]]]).astype(np.int64)
         if pool.size < 2:
             failures += 1
             used[j] = True

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .. import _validation as v
 from ..backends import InMemory
 from ..backends.base import rows_per_chunk
-from ..em import EMConfig, EMRun
+from ..em import EMConfig, EMRun, _small_blas
 from ..estep import Exhaustive
 from ..estep.neighbourhood import Neighbourhood, NeighbourScores
 from ..moves import swap_moves
-from ..exceptions import ConvergenceWarning
+from ..exceptions import (
+    ConvergenceWarning,
+    DegenerateComponentWarning,
+    DroppedRowsWarning,
+    FitInterruptedWarning,
+)
 from ..init import first_m_step, initial_means
 from ..model.covariance import COVARIANCE_TYPES, Floor
 from ..model.mixture import Mixture
@@ -49,9 +54,21 @@ SEARCH_PARAMETERS_DOC = """search : {"exhaustive", "neighbourhood"}, default="ex
         so that k-means stays exactly Lloyd's algorithm."""
 
 
+#: the numpydoc entry of ``missing``, shared by both estimators
+MISSING_PARAMETER_DOC = """missing : {"raise", "drop"}, default="raise"
+        What ``fit`` does with rows holding NaN or infinite values: raise a
+        ValueError naming them, or leave them out of the fit with a
+        :class:`~truncmix.exceptions.DroppedRowsWarning` (``n_dropped_`` counts
+        them, ``labels_``, ``fit_predict`` and ``predict`` give them the label
+        -1). The other methods (``predict_proba``, ``score_samples``, ...) always
+        refuse such rows."""
+
+
 def with_search_parameters(cls):
-    """Class decorator: put :data:`SEARCH_PARAMETERS_DOC` into the docstring."""
-    cls.__doc__ = cls.__doc__.replace("%(search_parameters)s", SEARCH_PARAMETERS_DOC)
+    """Class decorator: put :data:`SEARCH_PARAMETERS_DOC` and
+    :data:`MISSING_PARAMETER_DOC` into the docstring."""
+    cls.__doc__ = (cls.__doc__.replace("%(search_parameters)s", SEARCH_PARAMETERS_DOC)
+                   .replace("%(missing_parameter)s", MISSING_PARAMETER_DOC))
     return cls
 
 
@@ -143,25 +160,66 @@ class TruncatedMixtureMixin:
         return self
 
     def _validate_fit_input(self, X, sample_weight):
+        """Checked ``(X, weights, kept)``; ``kept`` masks the rows fitted (None: all)."""
         v.check_params(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=1)
+        X, bad = v.check_X(self, X, reset=True, missing=self.missing)
+        weights = v.check_sample_weight(sample_weight, X.shape[0])
+        kept = None
+        if bad is not None:
+            n_bad = int(bad.sum())
+            if n_bad == X.shape[0]:
+                raise ValueError("Input X contains NaN or infinity in every row: nothing is left to fit")
+            warnings.warn(DroppedRowsWarning(
+                f"missing='drop': dropped {n_bad} of {X.shape[0]} rows holding NaN or infinite "
+                f"values ({v.describe_nonfinite(X, bad, getattr(self, 'feature_names_in_', None))}); "
+                "labels_ marks them with -1", n_bad,
+            ), stacklevel=4)
+            kept = ~bad
+            X, weights = X[kept], weights[kept]
+            if not weights.sum() > 0:
+                raise ValueError("every row with a positive sample_weight holds NaN or infinity")
         C = self._model()[0]
         if X.shape[0] < C:
             raise ValueError(
                 f"n_samples={X.shape[0]} should be >= {self._count_name}={C}: "
                 f"a mixture cannot have more components than there are samples"
             )
-        weights = v.check_sample_weight(sample_weight, X.shape[0])
-        v.check_squares_finite(X)
-        return X, weights
+        n_weighted = int(np.count_nonzero(weights))
+        if n_weighted < C:
+            raise ValueError(
+                f"only {n_weighted} of the {X.shape[0]} samples have a positive sample_weight, "
+                f"fewer than {self._count_name}={C}: zero-weight samples do not count"
+            )
+        v.check_scale(X)
+        v.check_total_weight(weights)
+        self._warn_few_distinct(X, weights, C)
+        return X, weights, kept
+
+    def _warn_few_distinct(self, X, weights, C):
+        """Warn when fewer distinct points than components carry weight."""
+        if C == 1:
+            return
+        # (indexing copies X: only when some rows have zero weight)
+        weighted = X if weights.all() else X[weights > 0]
+        distinct = v.count_distinct_rows(weighted, at_least=C)
+        if distinct < C:
+            warnings.warn(
+                f"X has only {distinct} distinct point(s) with positive weight but "
+                f"{self._count_name}={C}: at most {distinct} component(s) can hold distinct "
+                "points; the others will coincide with them or end up empty",
+                DegenerateComponentWarning, stacklevel=5,
+            )
 
     def _fit(self, X, sample_weight):
-        X, weights = self._validate_fit_input(X, sample_weight)
+        X, weights, kept = self._validate_fit_input(X, sample_weight)
         C, cov_type, learned, n_active = self._model()
         random_state = check_random_state(self.random_state)
         backend = InMemory(X, weights, np.zeros(X.shape[1]), self.chunk_size)
-        # tied and full starts need the whole covariance; the others its diagonal
-        mean, data_cov = backend.moments(full=cov_type in ("tied", "full"))
+        with _small_blas(X.shape[1]):
+            # a sum over all rows: with one BLAS thread (as the M-step has when
+            # D is small) its rounding does not depend on BLAS's thread count.
+            # Tied and full starts need the whole covariance; the others its diagonal
+            mean, data_cov = backend.moments(full=cov_type in ("tied", "full"))
         backend = InMemory(X, weights, mean, self.chunk_size, centre_once=True)
         floor = Floor.from_variances(np.diag(data_cov), self._covariance_floor())
         config = EMConfig(
@@ -174,14 +232,22 @@ class TruncatedMixtureMixin:
         seeded = isinstance(estep, Neighbourhood)
         best = None
         for _ in range(self.n_init):
-            if seeded:
-                backend.allocate_state(estep.state_shape(X.shape[0], C))
-            start = self._start(X, weights, backend, random_state, floor, data_cov,
-                                seed_state=seeded)
-            estep.start_fit(start, random_state)
-            run = EMRun(backend, estep, start, config, callback=self._progress,
-                        keep_state=seeded, moves=self._moves(estep)).run()
-            final = self._final_pass(run, X, weights, backend.offset, estep)
+            try:
+                if seeded:
+                    backend.allocate_state(estep.state_shape(X.shape[0], C))
+                start = self._start(X, weights, backend, random_state, floor, data_cov,
+                                    seed_state=seeded)
+                estep.start_fit(start, random_state)
+                run = EMRun(backend, estep, start, config, callback=self._progress,
+                            keep_state=seeded, moves=self._moves(estep)).run()
+            except KeyboardInterrupt:
+                # Ctrl-C while seeding a later run: keep the best run so far
+                if best is None:
+                    raise
+                warnings.warn("fit interrupted while starting a new run; keeping the best run so far",
+                              FitInterruptedWarning, stacklevel=3)
+                break
+            final = self._finish_run(run, X, weights, backend.offset, estep)
             if best is None or final[1].free_energy > best[1][1].free_energy:
                 best = (run, final)
             if run.interrupted:
@@ -193,6 +259,12 @@ class TruncatedMixtureMixin:
                 f"iterations (tol={self.tol}); raise max_iter or tol",
                 ConvergenceWarning, stacklevel=3,
             )
+        self._warn_empty(mixture, stats)
+        if kept is not None:
+            labels_all = np.full(kept.shape[0], -1, dtype=labels.dtype)
+            labels_all[kept] = labels
+            labels = labels_all
+        self.n_dropped_ = 0 if kept is None else int((~kept).sum())
         self.converged_ = bool(run.converged)
         self.n_iter_ = int(run.n_iter)
         self.history_ = list(run.history)
@@ -200,6 +272,38 @@ class TruncatedMixtureMixin:
         self.lower_bound_ = stats.free_energy / stats.weight
         self._store(mixture, stats, labels, floor)
         return labels
+
+    def _finish_run(self, run, X, weights, offset, estep):
+        """:meth:`_final_pass`; a Ctrl-C during it is noted and the pass done again.
+
+        The pass is one E-step; without it the run's parameters would have no
+        labels or free energy. A second Ctrl-C aborts the fit.
+        """
+        try:
+            return self._final_pass(run, X, weights, offset, estep)
+        except KeyboardInterrupt:
+            if not run.history:
+                raise
+            if not run.interrupted:
+                run.interrupted = True
+                warnings.warn(
+                    f"fit interrupted after {run.n_iter} iterations; keeping the parameters of "
+                    "the last completed M-step (finishing its E-step; Ctrl-C again to abort)",
+                    FitInterruptedWarning, stacklevel=4,
+                )
+            del run.history[run.n_iter:]  # a partial final record, if any
+            return self._final_pass(run, X, weights, offset, estep)
+
+    def _warn_empty(self, mixture, stats):
+        """Name the components the returned parameters give no data to."""
+        empty = np.flatnonzero(mixture.alive & ~(stats.resp > np.finfo(float).eps * stats.weight))
+        if empty.size:
+            warnings.warn(
+                f"component(s) {empty.tolist()} of the fitted model hold no data at the "
+                "returned parameters (too few distinct points to re-seed them); they keep "
+                "their last parameters",
+                DegenerateComponentWarning, stacklevel=4,
+            )
 
     def _final_pass(self, run, X, weights, offset, estep):
         """E-step with the returned parameters, through the same path as ``predict``.
@@ -233,21 +337,33 @@ class TruncatedMixtureMixin:
         centre = (w @ mixture.means) / w.sum()
         return np.asarray(centre, dtype=dtype).astype(np.float64)
 
-    def _chunks(self, X):
-        """Validated X, and its chunks in centred coordinates with the fitted mixture."""
+    def _chunks(self, X, missing="raise"):
+        """Validated X, its chunks in centred coordinates with the fitted mixture,
+        and the mask of rows holding NaN or inf (left out; None if there are none)."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        X, bad = v.check_X(self, X, reset=False, missing=missing, action="score")
+        if bad is not None:
+            X = X[~bad]
         mixture = self._fitted_mixture()
         shift = self._offset_of(mixture, X.dtype)
         backend = InMemory(X, np.ones(X.shape[0]), shift, self.chunk_size)
-        return X, mixture.shifted(shift), backend.chunks(mixture.n_components)
+        return X, mixture.shifted(shift), backend.chunks(mixture.n_components), bad
 
-    def _map_rows(self, X, fn, out_shape, dtype=np.float64):
-        """Apply ``fn(chunk X, mixture)`` chunk by chunk into one output array."""
-        X, mixture, chunks = self._chunks(X)
+    def _map_rows(self, X, fn, out_shape, dtype=np.float64, missing_value=None):
+        """Apply ``fn(chunk X, mixture)`` chunk by chunk into one output array.
+
+        With ``missing="drop"`` and a ``missing_value``, rows holding NaN or inf
+        get that value; otherwise they are refused.
+        """
+        drop = missing_value is not None and self.missing == "drop"
+        X, mixture, chunks, bad = self._chunks(X, "drop" if drop else "raise")
         out = np.empty((X.shape[0], *out_shape(mixture)), dtype=dtype)
         for chunk in chunks:
             out[chunk.start : chunk.start + chunk.X.shape[0]] = fn(chunk.X, mixture)
+        if bad is not None:
+            full = np.full((bad.shape[0], *out.shape[1:]), missing_value, dtype=dtype)
+            full[~bad] = out
+            out = full
         return out
 
     # ------------------------------------------------------------ inference
@@ -261,11 +377,14 @@ class TruncatedMixtureMixin:
         Returns
         -------
         labels : ndarray of shape (n_samples,), int64
+            With ``missing="drop"``, -1 for rows holding NaN or inf (as in
+            ``labels_``); otherwise such rows raise a ValueError.
         """
         # the same E-step as the fit's final pass, so fit_predict == fit().predict
         hard = Exhaustive(1)
         return self._map_rows(
-            X, lambda x, m: hard.update(x, m, None).labels, lambda m: (), dtype=np.int64
+            X, lambda x, m: hard.update(x, m, None).labels, lambda m: (), dtype=np.int64,
+            missing_value=-1,
         )
 
     def predict_proba(self, X):

@@ -67,6 +67,8 @@ default="k-means++"
     chunk_size : int or None, default=None
         Rows per chunk in the E-step; None picks it from a memory budget.
     %(search_parameters)s
+    %(missing_parameter)s
+
     Attributes
     ----------
     weights_ : ndarray of shape (n_components,)
@@ -86,6 +88,8 @@ default="k-means++"
         Free energy per unit weight at every E-step, the last one with the
         returned parameters (non-decreasing).
     history_ : list of IterationRecord
+    n_dropped_ : int
+        Rows left out of the fit by ``missing="drop"``.
     n_features_in_ : int
 
     Notes
@@ -122,6 +126,7 @@ default="k-means++"
         "n_random": [Interval(numbers.Integral, 0, None)],
         "coreset_size": [Interval(numbers.Integral, 1, None), Options((None,))],
         "swaps": [Interval(numbers.Integral, 0, None), Options(("auto",))],
+        "missing": [Options(("raise", "drop"))],
     }
 
     def __init__(self, n_components=1, *, n_active=None, covariance_type="diag",
@@ -129,7 +134,7 @@ default="k-means++"
                  reg_covar=0.0, covariance_floor=1e-6, weights_init=None, means_init=None,
                  precisions_init=None, random_state=None, verbose=0, chunk_size=None,
                  search="exhaustive", n_neighbors=5, n_random=1, coreset_size=None,
-                 swaps="auto"):
+                 swaps="auto", missing="raise"):
         self.n_components = n_components
         self.n_active = n_active
         self.covariance_type = covariance_type
@@ -151,6 +156,7 @@ default="k-means++"
         self.n_random = n_random
         self.coreset_size = coreset_size
         self.swaps = swaps
+        self.missing = missing
 
     def _model(self):
         return self.n_components, self.covariance_type, self.weights == "learned", self.n_active

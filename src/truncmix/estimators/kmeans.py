@@ -48,6 +48,8 @@ default="k-means++"
         Rows per chunk in the E-step; None picks it from a memory budget. The
         result does not depend on it beyond rounding.
     %(search_parameters)s
+    %(missing_parameter)s
+
     Attributes
     ----------
     cluster_centers_ : ndarray of shape (n_clusters, n_features)
@@ -65,6 +67,8 @@ default="k-means++"
     free_energy_history_ : ndarray
         Free energy per unit weight at every E-step (non-decreasing).
     history_ : list of IterationRecord
+    n_dropped_ : int
+        Rows left out of the fit by ``missing="drop"``.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when fitted on a DataFrame with string column names.
@@ -94,12 +98,13 @@ default="k-means++"
         "n_random": [Interval(numbers.Integral, 0, None)],
         "coreset_size": [Interval(numbers.Integral, 1, None), Options((None,))],
         "swaps": [Interval(numbers.Integral, 0, None), Options(("auto",))],
+        "missing": [Options(("raise", "drop"))],
     }
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init=1, max_iter=300, tol=1e-4,
                  random_state=None, verbose=0, chunk_size=None,
                  search="exhaustive", n_neighbors=5, n_random=1, coreset_size=None,
-                 swaps="auto"):
+                 swaps="auto", missing="raise"):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -113,6 +118,7 @@ default="k-means++"
         self.n_random = n_random
         self.coreset_size = coreset_size
         self.swaps = swaps
+        self.missing = missing
 
     def _model(self):
         return self.n_clusters, "isotropic", False, 1
