@@ -261,8 +261,28 @@ class Pivots:
         return ChunkResult(K, q, lse, n * len(self.index) + int(n_cand.sum()))
 
 
+class _GivenSets(EStep):
+    """The assignment a k-means start already made (``labels``, global rows); the
+    per-point state gets each label and its C' - 1 nearest means."""
+
+    def __init__(self, n_active, labels, table):
+        super().__init__(n_active)
+        self.labels = labels
+        self.table = table
+
+    def columns(self, n_components):
+        return 1
+
+    def update(self, X, mixture, K_prev, start=0, weights=None):
+        n = X.shape[0]
+        labels = np.ascontiguousarray(self.labels[start : start + n], dtype=np.int32)
+        if K_prev is not None:
+            K_prev[...] = self.table[labels, : K_prev.shape[1]]
+        return ChunkResult(labels[:, None], np.ones((n, 1)), np.zeros(n), 0)
+
+
 def first_m_step(backend, means, covariance_type, data_cov, *, learned_weights, floor, reg_covar,
-                 seed_state=False):
+                 seed_state=False, labels=None):
     """Weights and covariances about fixed initial ``means`` (driver coordinates).
 
     Every point is assigned to its nearest mean; components that get no point
@@ -270,12 +290,19 @@ def first_m_step(backend, means, covariance_type, data_cov, *, learned_weights, 
     per-point state receives each point's C' nearest means, so a neighbourhood
     search starts from them without another exhaustive pass; from
     ``PIVOT_MIN_COMPONENTS`` components on they are searched through
-    :class:`Pivots` (approximately, in O(N sqrt(C) D)).
+    :class:`Pivots` (approximately, in O(N sqrt(C) D)). ``labels`` (one per
+    row, in the backend's order) gives the assignment instead of a search: a
+    k-means start has just made it.
     """
     C = means.shape[0]
     start = Mixture.with_equal_weights(means, data_covariance(covariance_type, C, data_cov, floor))
     nearest = Mixture.with_equal_weights(means, Isotropic(1.0, C, means.shape[1]))
-    if seed_state:
+    if labels is not None:
+        k = backend.state.shape[1] if seed_state else 1
+        from .estep.neighbourhood import initial_table
+
+        estep = _GivenSets(k, labels, initial_table(nearest, min(k, C)))
+    elif seed_state:
         pivots = Pivots(nearest) if C >= PIVOT_MIN_COMPONENTS else None
         estep = _NearestSets(backend.state.shape[1], pivots)
     else:

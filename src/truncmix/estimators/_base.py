@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _validation as v
+from .._validation import Interval, Options, RandomStateLike
 from ..backends import InMemory
 from ..backends.base import rows_per_chunk
 from ..em import EMConfig, EMRun, _small_blas
@@ -70,6 +73,20 @@ def with_search_parameters(cls):
     cls.__doc__ = (cls.__doc__.replace("%(search_parameters)s", SEARCH_PARAMETERS_DOC)
                    .replace("%(missing_parameter)s", MISSING_PARAMETER_DOC))
     return cls
+
+
+#: parameter constraints both estimators share (search, chunking, input handling)
+SHARED_CONSTRAINTS = {
+    "random_state": [RandomStateLike()],
+    "verbose": [Interval(numbers.Integral, 0, None)],
+    "chunk_size": [Interval(numbers.Integral, 1, None), Options((None,))],
+    "search": [Options(("exhaustive", "neighbourhood"))],
+    "n_neighbors": [Interval(numbers.Integral, 1, None)],
+    "n_random": [Interval(numbers.Integral, 0, None)],
+    "coreset_size": [Interval(numbers.Integral, 1, None), Options((None,))],
+    "swaps": [Interval(numbers.Integral, 0, None), Options(("auto",))],
+    "missing": [Options(("raise", "drop"))],
+}
 
 
 class TruncatedMixtureMixin:

@@ -8,12 +8,17 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 
-from .._validation import ArrayLike, Interval, Options, RandomStateLike
+from .._validation import ArrayLike, Interval, Options
 from ..exceptions import ConvergenceWarning
 from ..init import first_m_step, initial_means
 from ..model.covariance import COVARIANCE_TYPES
 from ..model.mixture import Mixture
-from ._base import TruncatedMixtureMixin, with_search_parameters, mixture_from_attributes
+from ._base import (
+    SHARED_CONSTRAINTS,
+    TruncatedMixtureMixin,
+    mixture_from_attributes,
+    with_search_parameters,
+)
 
 
 @with_search_parameters
@@ -118,15 +123,7 @@ default="k-means++"
         "weights_init": [ArrayLike(), Options((None,))],
         "means_init": [ArrayLike(), Options((None,))],
         "precisions_init": [ArrayLike(), Options((None,))],
-        "random_state": [RandomStateLike()],
-        "verbose": [Interval(numbers.Integral, 0, None)],
-        "chunk_size": [Interval(numbers.Integral, 1, None), Options((None,))],
-        "search": [Options(("exhaustive", "neighbourhood"))],
-        "n_neighbors": [Interval(numbers.Integral, 1, None)],
-        "n_random": [Interval(numbers.Integral, 0, None)],
-        "coreset_size": [Interval(numbers.Integral, 1, None), Options((None,))],
-        "swaps": [Interval(numbers.Integral, 0, None), Options(("auto",))],
-        "missing": [Options(("raise", "drop"))],
+        **SHARED_CONSTRAINTS,
     }
 
     def __init__(self, n_components=1, *, n_active=None, covariance_type="diag",
@@ -173,6 +170,7 @@ default="k-means++"
     def _start(self, X, weights, backend, random_state, floor, data_cov, seed_state=False):
         C, D = self.n_components, X.shape[1]
         spec = self._init_means_spec()
+        labels = None
         if isinstance(spec, str) and spec == "k-means":
             # scikit-learn's GaussianMixture default: start from a k-means fit
             from .kmeans import KMeans
@@ -184,6 +182,9 @@ default="k-means++"
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 km._progress = lambda record: False
                 spec = km.fit(X, sample_weight=weights).cluster_centers_
+            # a neighbourhood k-means hands its assignment on (no second search)
+            if self.search == "neighbourhood" and km.labels_.shape[0] == backend.n_samples:
+                labels = km.labels_
         means = initial_means(X, weights, C, spec, random_state, coreset_size=self.coreset_size)
         self._check_init_means(means, D)
         if means.shape[0] != C:
@@ -195,7 +196,7 @@ default="k-means++"
             mixture = first_m_step(
                 backend, means, self.covariance_type, data_cov,
                 learned_weights=self.weights == "learned", floor=floor,
-                reg_covar=self._reg_covar(), seed_state=seed_state,
+                reg_covar=self._reg_covar(), seed_state=seed_state, labels=labels,
             )
             if self.precisions_init is not None:
                 mixture = Mixture(mixture.means, mixture.log_weights, self._precisions_init(C, D))

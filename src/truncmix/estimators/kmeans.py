@@ -7,10 +7,10 @@ import numbers
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 
-from .._validation import ArrayLike, Interval, Options, RandomStateLike
+from .._validation import ArrayLike, Interval, Options
 from ..model.covariance import LOG_2PI, Isotropic
 from ..model.mixture import Mixture
-from ._base import TruncatedMixtureMixin, with_search_parameters
+from ._base import SHARED_CONSTRAINTS, TruncatedMixtureMixin, with_search_parameters
 
 
 @with_search_parameters
@@ -90,15 +90,7 @@ default="k-means++"
         "n_init": [Interval(numbers.Integral, 1, None)],
         "max_iter": [Interval(numbers.Integral, 1, None)],
         "tol": [Interval(numbers.Real, 0, None)],
-        "random_state": [RandomStateLike()],
-        "verbose": [Interval(numbers.Integral, 0, None)],
-        "chunk_size": [Interval(numbers.Integral, 1, None), Options((None,))],
-        "search": [Options(("exhaustive", "neighbourhood"))],
-        "n_neighbors": [Interval(numbers.Integral, 1, None)],
-        "n_random": [Interval(numbers.Integral, 0, None)],
-        "coreset_size": [Interval(numbers.Integral, 1, None), Options((None,))],
-        "swaps": [Interval(numbers.Integral, 0, None), Options(("auto",))],
-        "missing": [Options(("raise", "drop"))],
+        **SHARED_CONSTRAINTS,
     }
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init=1, max_iter=300, tol=1e-4,

@@ -234,6 +234,19 @@ def merge_tables_into(keys, sums, counts, other_keys, other_sums, other_counts):
                     break
 
 
+@nb.njit(inline="always")
+def _offer(c, v, tag, stamp, best, listed, m):  # pragma: no cover - compiled
+    """Candidate c with score v: listed once per row (tag), keeping its smallest v."""
+    if stamp[c] != tag:
+        stamp[c] = tag
+        best[c] = v
+        listed[m] = c
+        return m + 1
+    if v < best[c]:
+        best[c] = v
+    return m
+
+
 @nb.njit(cache=True, nogil=True)
 def choose_neighbours(keys, sums, counts, old, alive):  # pragma: no cover - compiled
     """New neighbourhoods: each component, then its candidates of smallest mean gap.
@@ -289,26 +302,12 @@ def choose_neighbours(keys, sums, counts, old, alive):  # pragma: no cover - com
                 break
             if counts[b, a] <= 0.0 or not alive[c] or c == b:
                 continue
-            v = sums[b, a] / counts[b, a]
-            if stamp[c] != tag:
-                stamp[c] = tag
-                best[c] = v
-                listed[m] = c
-                m += 1
-            elif v < best[c]:
-                best[c] = v
+            m = _offer(c, sums[b, a] / counts[b, a], tag, stamp, best, listed, m)
         for e in range(n_rev[b], n_rev[b + 1]):  # c's points rating b
             c = rev_from[e]
             if not alive[c] or c == b:
                 continue
-            v = rev_gap[e]
-            if stamp[c] != tag:
-                stamp[c] = tag
-                best[c] = v
-                listed[m] = c
-                m += 1
-            elif v < best[c]:
-                best[c] = v
+            m = _offer(c, rev_gap[e], tag, stamp, best, listed, m)
         for j in range(m):
             c = listed[j]
             v = best[c]
