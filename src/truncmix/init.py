@@ -238,8 +238,7 @@ class Pivots:
         self.width = PIVOT_PROBES * width + len(self.index)
 
     def nearest(self, X, mixture, k):
-        """Approximate ``Exhaustive(k).update(X, mixture)``: pivots by Euclidean
-        distance, then the members of the nearest pivots' groups by log-joint."""
+        """Approximate ``Exhaustive(k).update(X, mixture)`` (an isotropic mixture)."""
         from .kernels.neighbourhood import block_rows, neighbourhood_estep_into
 
         n, C = X.shape[0], mixture.n_components
@@ -247,8 +246,6 @@ class Pivots:
         near = Exhaustive(probes).update(X, self.pivots, None)
         K_piv = near.K if near.K is not None else np.argsort(-near.q, axis=1)[:, :probes]
         form = mixture.covariance.gather_form(mixture.means, mixture.log_weights)
-        Y = X if form.transform is None else X @ form.transform.astype(X.dtype, copy=False)
-        P3 = form.P3 if form.P3 is not None else np.zeros((1, 1, 1))
         width = probes * self.table.shape[1] + 1
         K = np.empty((n, k), np.int32)
         q = np.empty((n, k))
@@ -257,7 +254,7 @@ class Pivots:
         gap = np.empty((n, width))
         n_cand = np.empty(n, np.int32)
         neighbourhood_estep_into(
-            np.ascontiguousarray(Y), form.M, form.prec, form.cap, P3, form.kind,
+            np.ascontiguousarray(X), form.M, form.prec, form.cap, np.zeros((1, 1, 1)), form.kind,
             np.ascontiguousarray(K_piv, dtype=np.int32), self.table, 0, 0, 0, 0, k,
             block_rows(n), K, q, lse, cand, gap, n_cand,
         )

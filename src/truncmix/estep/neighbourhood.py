@@ -140,8 +140,6 @@ class Neighbourhood(EStep):
         self._extra_evals = 0
         self._form_key = None
         self._form = None
-        self._pivots_key = None
-        self._pivots = None
 
     # ----------------------------------------------------------- geometry
     def neighbours(self, n_components):
@@ -207,29 +205,6 @@ class Neighbourhood(EStep):
                 self.table[c, -1] = r
 
     # -------------------------------------------------------------- E-step
-    def _rescue(self, X, Y, mixture, form, P3, K, unknown, stuck, k):
-        """Global searches: exhaustive for rows without a set, and for stuck rows
-        while C is small; through pivots (plus the row's own set) beyond."""
-        from ..init import PIVOT_MIN_COMPONENTS, Pivots
-
-        C = mixture.n_components
-        if unknown.any():
-            rows = np.flatnonzero(unknown)
-            yield rows, Exhaustive(k).update(np.ascontiguousarray(X[rows]), mixture, None)
-        if not stuck.any():
-            return
-        rows = np.flatnonzero(stuck)
-        if C < PIVOT_MIN_COMPONENTS:
-            yield rows, Exhaustive(k).update(np.ascontiguousarray(X[rows]), mixture, None)
-            return
-        if self._pivots_key != id(mixture):
-            self._pivots = Pivots(mixture)
-            self._pivots_key = id(mixture)
-            self._pivots_mixture = mixture  # keeps the id valid
-        found = self._pivots.nearest(np.ascontiguousarray(X[rows]), mixture, k)
-        union = _union_search(Y[rows], form, P3, np.concatenate([found.K, K[rows]], axis=1), k)
-        yield rows, ChunkResult(union.K, union.q, union.lse, found.n_evals + union.n_evals)
-
     def _gather_form(self, mixture):
         key = id(mixture)
         if self._form_key != key:
@@ -274,20 +249,20 @@ class Neighbourhood(EStep):
         n_evals = int(n_cand.sum())
         # Rescue: a point whose best candidate is far outside that component's
         # own spread (Mahalanobis^2 beyond the 6-sigma point of chi^2_D) is
-        # stuck among components that do not fit it; it is searched again
-        # globally: exhaustively, or through pivots when C is large (then over
-        # the pivots' candidates together with its current set, so it cannot
-        # lose). A per-row rule: results do not depend on the chunking.
+        # stuck among components that do not fit it; search it exhaustively.
+        # A per-row rule, so results do not depend on the chunking.
         D = X.shape[1]
         with np.errstate(divide="ignore", invalid="ignore"):
             best_l = lse + np.log(q[:, 0])
             maha = -2.0 * (best_l - form.cap[K[:, 0]])
-        stuck = (maha > D + 6.0 * np.sqrt(2.0 * D)) & ~unknown
-        for rows, res in self._rescue(X, Y, mixture, form, P3, K, unknown, stuck, k):
+        unknown |= maha > D + 6.0 * np.sqrt(2.0 * D)
+        if unknown.any():
+            rows = np.flatnonzero(unknown)
+            res = Exhaustive(k).update(np.ascontiguousarray(X[rows]), mixture, None)
             K[rows], q[rows], lse[rows] = res.K, res.q, res.lse
             cand[rows] = -1
             n_cand[rows] = 0
-            n_evals += res.n_evals
+            n_evals += len(rows) * C
         capacity = min(C, max(2 * self.neighbours(C), self.width(C)) + 8)
         weights = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
         extra = NeighbourScores.from_chunk(
@@ -295,25 +270,6 @@ class Neighbourhood(EStep):
             lse=lse, start=start,
         )
         return ChunkResult(K, q, lse, n_evals + extra_evals, extra=extra)
-
-
-def _union_search(Y, form, P3, sets, k):
-    """Best k of each row's own candidate list ``sets`` (n, m), by the candidate kernel."""
-    from ..kernels.neighbourhood import block_rows, neighbourhood_estep_into
-
-    n, m = sets.shape
-    K = np.empty((n, k), np.int32)
-    q = np.empty((n, k))
-    lse = np.empty(n)
-    cand = np.full((n, m), -1, np.int32)
-    gap = np.empty((n, m))
-    n_cand = np.empty(n, np.int32)
-    neighbourhood_estep_into(
-        np.ascontiguousarray(Y), form.M, form.prec, form.cap, P3, form.kind,
-        np.arange(n, dtype=np.int32)[:, None], np.ascontiguousarray(sets, dtype=np.int32), 0, 0,
-        0, 0, k, block_rows(n), K, q, lse, cand, gap, n_cand,
-    )
-    return ChunkResult(K, q, lse, int(n_cand.sum()))
 
 
 def initial_table(mixture, n_neighbors):
