@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,3 +43,149 @@ def rows_per_chunk(n_samples, n_features, n_components, chunk_size=None,
         return max(1, min(int(chunk_size), n_samples))
     per_row = 8 * (4 * n_components + 2 * n_features)
     return max(1, min(n_samples, working_memory // per_row))
+
+
+# --------------------------------------------------- shared by the out-of-core backends
+#: rows drawn to seed the means when the data is not in memory (k-means++ or
+#: random rows then run on this weighted sample, see :func:`draw_positions`)
+SEED_SAMPLE_ROWS = 100_000
+
+
+def seed_draws(n_samples, n_components):
+    """Rows to draw for seeding; ``n_samples`` or more means "use every row"."""
+    return max(SEED_SAMPLE_ROWS, 10 * n_components)
+
+
+@dataclass
+class FirstPass:
+    """What one pass over the data learns before the fit: weight, sums, validity.
+
+    Closed under ``+`` (a block's part plus another's), so backends sum it in
+    order (out of core) or by tree reduction (Dask). Indices are global rows.
+    """
+
+    weight: float
+    weighted_sum: np.ndarray
+    n_samples: int
+    first_nonfinite: float = np.inf
+    largest: float = 0.0
+    first_bad_weight: float = np.inf
+    bad_weight_kind: str = ""
+
+    @classmethod
+    def of_block(cls, X, weights, start):
+        """The part of rows ``start .. start + len(X)``; ``weights`` None means ones."""
+        X64 = np.asarray(X, dtype=np.float64)
+        finite = np.isfinite(X64).all(axis=1)
+        # the same products as InMemory.moments, so the means agree to the last bit
+        w = np.ones(X64.shape[0]) if weights is None else weights
+        part = cls(
+            weight=float(w.sum()),
+            weighted_sum=w @ X64,
+            n_samples=X64.shape[0],
+            first_nonfinite=np.inf if finite.all() else float(start + np.flatnonzero(~finite)[0]),
+            largest=float(np.abs(X64[finite]).max(initial=0.0)),
+        )
+        if weights is not None:
+            bad = ~np.isfinite(weights) | (weights < 0)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                part.first_bad_weight = float(start + i)
+                part.bad_weight_kind = "non-finite" if not np.isfinite(weights[i]) else "negative"
+        return part
+
+    def __add__(self, other):
+        if other == 0:
+            return self
+        first_bad = min(self.first_bad_weight, other.first_bad_weight)
+        return FirstPass(
+            self.weight + other.weight, self.weighted_sum + other.weighted_sum,
+            self.n_samples + other.n_samples,
+            min(self.first_nonfinite, other.first_nonfinite), max(self.largest, other.largest),
+            first_bad,
+            self.bad_weight_kind if first_bad == self.first_bad_weight else other.bad_weight_kind,
+        )
+
+    __radd__ = __add__
+
+    def check(self, dtype, n_features):
+        """Raise a ValueError for data or weights the fit cannot use (as in memory)."""
+        if np.isfinite(self.first_nonfinite):
+            raise ValueError(
+                f"Input X contains NaN or infinity (first at row {int(self.first_nonfinite)})"
+            )
+        if np.isfinite(self.first_bad_weight):
+            raise ValueError(
+                f"sample_weight holds {self.bad_weight_kind} value(s) (first at index "
+                f"{int(self.first_bad_weight)}); weights must be finite and >= 0"
+            )
+        if not self.weight > 0:
+            raise ValueError("sample_weight sums to zero: at least one sample needs a positive weight")
+        from .._validation import check_squares_finite
+
+        check_squares_finite(np.array([[self.largest] * n_features], dtype=dtype))
+
+    @property
+    def mean(self):
+        return self.weighted_sum / self.weight
+
+
+def scatter_of_block(X, weights, mean):
+    """``sum_n w_n (x_n - mean)(x_n - mean)^T`` of one block, float64."""
+    d = np.asarray(X, dtype=np.float64) - mean
+    w = np.ones(d.shape[0]) if weights is None else weights
+    return (d * w[:, None]).T @ d
+
+
+def draw_positions(total_weight, n_draws, random_state):
+    """Sorted uniform positions in ``[0, W)``: rows drawn with probability ``w_n / W``.
+
+    A row is picked where the running sum of the weights passes a position (see
+    :func:`pick_rows`); drawing with replacement keeps this one sequential pass
+    and the sample's weights are the draw counts.
+    """
+    return np.sort(random_state.uniform(0.0, total_weight, size=n_draws))
+
+
+def pick_rows(weights, n_rows, positions):
+    """Rows of one block hit by ``positions`` (relative to the block's first weight).
+
+    Returns ``(rows, counts)``: distinct local row indices and how often each was drawn.
+    """
+    if weights is None:
+        hit = positions.astype(np.int64)
+    else:
+        hit = np.searchsorted(np.cumsum(weights), positions, side="right")
+    return np.unique(np.minimum(hit, n_rows - 1), return_counts=True)
+
+
+def labelled_finish(run, backend, mixture, labels):
+    """``run.finish`` on an in-process backend, writing each point's label into ``labels``."""
+
+    def collect(chunk, res):
+        part = labels[chunk.start : chunk.start + chunk.X.shape[0]]
+        part[...] = res.labels
+        drop_pages(part)
+
+    return run.finish(backend=backend, mixture=mixture, on_chunk=collect)
+
+
+def drop_pages(view):
+    """Release the resident pages of a contiguous slice of a ``numpy.memmap``.
+
+    The data stays in the file (shared mappings only; copy-on-write ones are
+    left alone); reading it again faults it back in. Without this the pages of
+    a file read once would all count in the process's resident size.
+    """
+    if not (isinstance(view, np.memmap) and view.flags.c_contiguous and view.nbytes):
+        return
+    mm = getattr(view, "_mmap", None)
+    if mm is None or view.mode == "c" or not hasattr(mm, "madvise"):
+        return
+    base = np.frombuffer(mm, dtype=np.uint8).__array_interface__["data"][0]
+    pos = view.__array_interface__["data"][0] - base
+    first = pos - pos % mmap.PAGESIZE
+    end = min(len(mm), pos + view.nbytes)
+    if view.mode != "r":
+        mm.flush(first, end - first)  # written pages go to the file first
+    mm.madvise(mmap.MADV_DONTNEED, first, end - first)

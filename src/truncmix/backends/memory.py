@@ -76,3 +76,37 @@ class InMemory:
             d = np.asarray(self.X[sl], dtype=np.float64) - mean
             cov += (d * self.weights[sl, None]).T @ d
         return mean, cov / W
+
+
+class MemoryData:
+    """An in-memory array as the estimators fit it.
+
+    Every fit input (this, :class:`~truncmix.backends.ondisk.OnDiskData`,
+    :class:`~truncmix.backends.dask.DaskData`) offers the same five steps:
+    ``moments()`` (validating on the way), ``backend(offset, centre)``,
+    ``seed_rows(C, random_state)``, ``final_pass(run, mixture, backend)`` and
+    the ``dtype`` / ``n_samples`` / ``n_features`` of the data.
+    """
+
+    def __init__(self, X, weights, chunk_size=None):
+        self.X = X
+        self.weights = weights
+        self.chunk_size = chunk_size
+        self.dtype = X.dtype
+        self.n_samples, self.n_features = X.shape
+
+    def moments(self):
+        return self.backend(np.zeros(self.n_features)).moments()
+
+    def backend(self, offset, centre=False):
+        return InMemory(self.X, self.weights, offset, self.chunk_size, centre_once=centre)
+
+    def seed_rows(self, n_components, random_state):
+        """Seeding sees every row."""
+        return self.X, self.weights
+
+    def final_pass(self, run, mixture, backend):
+        from .base import labelled_finish
+
+        labels = np.empty(self.n_samples, dtype=np.int64)
+        return labelled_finish(run, backend, mixture, labels), labels

@@ -7,8 +7,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import _validation as v
-from ..backends import InMemory
-from ..backends.base import rows_per_chunk
+from ..backends import InMemory, as_chunk_source, is_dask_array
+from ..backends.base import drop_pages, rows_per_chunk
+from ..backends.memory import MemoryData
+from ..backends.ondisk import OnDisk, OnDiskData, check_source, spill_array
 from ..em import EMConfig, EMRun
 from ..estep import Exhaustive
 from ..exceptions import ConvergenceWarning
@@ -80,25 +82,52 @@ class TruncatedMixtureMixin:
         return self
 
     def _validate_fit_input(self, X, sample_weight):
-        v.check_params(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=1)
-        C = self._model()[0]
-        if X.shape[0] < C:
-            raise ValueError(
-                f"n_samples={X.shape[0]} should be >= {self._count_name}={C}: "
-                f"a mixture cannot have more components than there are samples"
-            )
+        self._check_n_samples(X.shape[0])
         weights = v.check_sample_weight(sample_weight, X.shape[0])
         v.check_squares_finite(X)
         return X, weights
 
+    def _check_n_samples(self, n_samples):
+        C = self._model()[0]
+        if n_samples < C:
+            raise ValueError(
+                f"n_samples={n_samples} should be >= {self._count_name}={C}: "
+                f"a mixture cannot have more components than there are samples"
+            )
+
+    def _fit_data(self, X, sample_weight):
+        """The fit input: in memory, out of core (a file or chunk source) or a Dask array.
+
+        Out-of-core and Dask data are validated by the first pass over them
+        (:meth:`moments`), not here: reading them twice would cost a pass.
+        """
+        v.check_params(self)
+        if is_dask_array(X):
+            from ..backends.dask import DaskData
+
+            data = DaskData(X, sample_weight, self.chunk_size)
+        else:
+            source = as_chunk_source(X)
+            if source is None:
+                return MemoryData(*self._validate_fit_input(X, sample_weight), self.chunk_size)
+            check_source(source)
+            weights = (None if sample_weight is None
+                       else v.check_sample_weight(sample_weight, source.shape[0]))
+            data = OnDiskData(source, weights, self.chunk_size)
+        self._check_n_samples(data.n_samples)
+        # what validate_data(reset=True) records for arrays
+        self.n_features_in_ = data.n_features
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return data
+
     def _fit(self, X, sample_weight):
-        X, weights = self._validate_fit_input(X, sample_weight)
+        data = self._fit_data(X, sample_weight)
         C, cov_type, learned, n_active = self._model()
         random_state = check_random_state(self.random_state)
-        backend = InMemory(X, weights, np.zeros(X.shape[1]), self.chunk_size)
-        mean, data_cov = backend.moments()
-        backend = InMemory(X, weights, mean, self.chunk_size, centre_once=True)
+        mean, data_cov = data.moments()
+        backend = data.backend(mean, centre=True)
         floor = Floor.from_variances(np.diag(data_cov), self._covariance_floor())
         config = EMConfig(
             learned_weights=learned, floor=floor, reg_covar=self._reg_covar(),
@@ -107,9 +136,13 @@ class TruncatedMixtureMixin:
         estep = Exhaustive(n_active)
         best = None
         for _ in range(self.n_init):
-            start = self._start(X, weights, backend, random_state, floor, data_cov)
+            if isinstance(self._init_means_spec(), str):
+                X_seed, w_seed = data.seed_rows(C, random_state)
+            else:  # given means: no rows needed (no pass over out-of-core data)
+                X_seed, w_seed = np.empty((0, data.n_features), data.dtype), np.empty(0)
+            start = self._start(X_seed, w_seed, backend, random_state, floor, data_cov)
             run = EMRun(backend, estep, start, config, callback=self._progress).run()
-            final = self._final_pass(run, X, weights, backend.offset, estep)
+            final = self._final_pass(run, data, backend.offset)
             if best is None or final[1].free_energy > best[1][1].free_energy:
                 best = (run, final)
             if run.interrupted:
@@ -129,20 +162,14 @@ class TruncatedMixtureMixin:
         self._store(mixture, stats, labels, floor)
         return labels
 
-    def _final_pass(self, run, X, weights, offset, estep):
+    def _final_pass(self, run, data, offset):
         """E-step with the returned parameters, through the same path as ``predict``.
 
         Returns ``(mixture in data coordinates, stats, labels)``.
         """
         mixture = run.mixture.shifted(-offset)
-        shift = self._offset_of(mixture, X.dtype)
-        labels = np.empty(X.shape[0], dtype=np.int64)
-
-        def collect(chunk, res):
-            labels[chunk.start : chunk.start + chunk.X.shape[0]] = res.labels
-
-        backend = InMemory(X, weights, shift, self.chunk_size)
-        stats = run.finish(backend=backend, mixture=mixture.shifted(shift), on_chunk=collect)
+        shift = self._offset_of(mixture, data.dtype)
+        stats, labels = data.final_pass(run, mixture.shifted(shift), data.backend(shift))
         return mixture, stats, labels
 
     def _progress(self, record):
@@ -161,21 +188,42 @@ class TruncatedMixtureMixin:
         centre = (w @ mixture.means) / w.sum()
         return np.asarray(centre, dtype=dtype).astype(np.float64)
 
-    def _chunks(self, X):
-        """Validated X, and its chunks in centred coordinates with the fitted mixture."""
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-        mixture = self._fitted_mixture()
-        shift = self._offset_of(mixture, X.dtype)
-        backend = InMemory(X, np.ones(X.shape[0]), shift, self.chunk_size)
-        return X, mixture.shifted(shift), backend.chunks(mixture.n_components)
-
     def _map_rows(self, X, fn, out_shape, dtype=np.float64):
-        """Apply ``fn(chunk X, mixture)`` chunk by chunk into one output array."""
-        X, mixture, chunks = self._chunks(X)
-        out = np.empty((X.shape[0], *out_shape(mixture)), dtype=dtype)
-        for chunk in chunks:
-            out[chunk.start : chunk.start + chunk.X.shape[0]] = fn(chunk.X, mixture)
+        """Apply ``fn(chunk X, mixture)`` chunk by chunk into one output array.
+
+        In-memory input gives an ndarray, out-of-core input an ndarray (a
+        memory-mapped temporary file when large), a Dask array a Dask array.
+        """
+        check_is_fitted(self)
+        mixture = self._fitted_mixture()
+        if is_dask_array(X):
+            from ..backends.dask import map_rows
+
+            return map_rows(X, fn, mixture, self._offset_of, out_shape(mixture), dtype,
+                            self.n_features_in_)
+        source = as_chunk_source(X)
+        if source is None:
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+            shift = self._offset_of(mixture, X.dtype)
+            backend = InMemory(X, np.ones(X.shape[0]), shift, self.chunk_size)
+            out = np.empty((X.shape[0], *out_shape(mixture)), dtype=dtype)
+        else:
+            check_source(source)
+            if source.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {source.shape[1]} features, but {type(self).__name__} is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+            shift = self._offset_of(mixture, source.dtype)
+            backend = OnDisk(source, None, shift, self.chunk_size)
+            out = spill_array((source.shape[0], *out_shape(mixture)), dtype)
+        mixture = mixture.shifted(shift)
+        for chunk in backend.chunks(mixture.n_components):
+            if source is not None and not np.isfinite(chunk.X).all():
+                raise ValueError(f"Input X contains NaN or infinity (in rows from {chunk.start})")
+            part = out[chunk.start : chunk.start + chunk.X.shape[0]]
+            part[...] = fn(chunk.X, mixture)
+            drop_pages(part)
         return out
 
     # ------------------------------------------------------------ inference
@@ -268,13 +316,20 @@ class TruncatedMixtureMixin:
 
     def bic(self, X):
         """Bayesian information criterion: ``-2 log L + p log n`` (lower is better)."""
-        X = np.asarray(X) if not hasattr(X, "shape") else X
-        return -2.0 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
+        n = _n_rows(X)
+        return -2.0 * self.score(X) * n + self._n_parameters() * np.log(n)
 
     def aic(self, X):
         """Akaike information criterion: ``-2 log L + 2 p`` (lower is better)."""
-        X = np.asarray(X) if not hasattr(X, "shape") else X
-        return -2.0 * self.score(X) * X.shape[0] + 2.0 * self._n_parameters()
+        return -2.0 * self.score(X) * _n_rows(X) + 2.0 * self._n_parameters()
+
+
+def _n_rows(X):
+    """Number of samples of any input ``fit`` accepts."""
+    source = None if hasattr(X, "shape") else as_chunk_source(X)
+    if source is not None:
+        return source.shape[0]
+    return (X if hasattr(X, "shape") else np.asarray(X)).shape[0]
 
 
 def mixture_from_attributes(means, weights, covariance_type, covariances):

@@ -1,0 +1,292 @@
+"""Data on disk, read chunk by chunk on every pass: ``.npy`` files, memory maps, Parquet.
+
+Nothing here holds more than one chunk of the data. The per-point state (the
+truncated sets K, and the labels of the final pass) stays in memory while it is
+small and goes to a memory-mapped temporary file above :data:`STATE_BUDGET`.
+
+A *chunk source* is any object with ``shape`` (N, D), ``dtype`` and a method
+``blocks(rows)`` that yields the rows in order as 2-D ndarrays of at most
+``rows`` rows each (any sizes; they are re-blocked here). :class:`ArraySource`
+(anything sliceable by rows: ``numpy.memmap``, ``h5py.Dataset``, ``zarr.Array``)
+and :class:`ParquetSource` are the ones provided.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from .base import (Chunk, FirstPass, draw_positions, drop_pages, labelled_finish, pick_rows,
+                   rows_per_chunk, scatter_of_block, seed_draws)
+
+#: per-point arrays (K, labels, predictions) larger than this many bytes are
+#: kept in a memory-mapped temporary file instead of in memory
+STATE_BUDGET = 64 * 2**20
+
+#: a ``numpy.memmap`` smaller than this is fitted like any in-memory array
+OUT_OF_CORE_MIN_BYTES = 256 * 2**20
+
+# ------------------------------------------------------------------ sources
+class ArraySource:
+    """Rows of an array that can be sliced by rows without loading the rest.
+
+    Parameters
+    ----------
+    array : numpy.memmap, h5py.Dataset, zarr.Array or similar
+        Shape (N, D), dtype float32 or float64.
+    """
+
+    def __init__(self, array):
+        self.array = array
+        self.shape = tuple(int(n) for n in array.shape)
+        self.dtype = np.dtype(array.dtype)
+
+    def blocks(self, rows):
+        """Yield consecutive blocks of at most ``rows`` rows."""
+        for start in range(0, self.shape[0], rows):
+            rows_view = self.array[start : start + rows]
+            yield np.asarray(rows_view)
+            # the reader is done with the block: let its pages go, so the
+            # resident size stays one chunk whatever N is
+            drop_pages(rows_view)
+
+
+class ParquetSource:
+    """Rows of a Parquet file read by record batches (``pyarrow``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    columns : list of str or None
+        The feature columns, in order; None takes every column. All must be
+        floating point; the source is float32 if they all are, else float64.
+    """
+
+    def __init__(self, path, columns=None):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.path = os.fspath(path)
+        schema = pq.read_schema(self.path)
+        self.columns = list(schema.names if columns is None else columns)
+        types = [schema.field(c).type for c in self.columns]
+        if not all(pa.types.is_floating(t) for t in types):
+            bad = [c for c, t in zip(self.columns, types) if not pa.types.is_floating(t)]
+            raise ValueError(f"Parquet columns {bad} are not floating point; pass columns=")
+        self.dtype = np.dtype(np.float32 if all(t == pa.float32() for t in types) else np.float64)
+        self.shape = (pq.ParquetFile(self.path).metadata.num_rows, len(self.columns))
+
+    def blocks(self, rows):
+        """Yield consecutive record batches as (n, D) arrays."""
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(self.path) as pf:
+            for batch in pf.iter_batches(batch_size=rows, columns=self.columns):
+                out = np.empty((batch.num_rows, len(self.columns)), dtype=self.dtype)
+                for j in range(len(self.columns)):
+                    # nulls become NaN, which the first pass reports
+                    out[:, j] = batch.column(j).to_numpy(zero_copy_only=False)
+                yield out
+
+
+def as_chunk_source(X):
+    """The chunk source for an out-of-core input, or None for in-memory data.
+
+    Out of core: a path to a ``.npy`` (memory-mapped) or ``.parquet`` file, a
+    ``numpy.memmap`` of at least :data:`OUT_OF_CORE_MIN_BYTES`, an ``h5py`` or
+    ``zarr`` array, or any object with ``shape``, ``dtype`` and ``blocks``.
+    """
+    if isinstance(X, (str, os.PathLike)):
+        path = os.fspath(X)
+        if path.endswith(".npy"):
+            return ArraySource(np.load(path, mmap_mode="r"))
+        if path.endswith((".parquet", ".pq")):
+            return ParquetSource(path)
+        raise ValueError(f"cannot read {path!r}: expected a .npy or .parquet file")
+    if isinstance(X, np.memmap):
+        return ArraySource(X) if X.nbytes >= OUT_OF_CORE_MIN_BYTES else None
+    if hasattr(X, "blocks") and hasattr(X, "shape") and hasattr(X, "dtype"):
+        return X
+    if type(X).__module__.split(".")[0] in ("h5py", "zarr"):
+        return ArraySource(X)
+    return None
+
+
+def check_source(source, min_rows=1):
+    """Light validation of a source: 2-D, float32 or float64, enough rows."""
+    if len(source.shape) != 2:
+        raise ValueError(f"Expected 2D data, got an array of shape {source.shape}")
+    if source.dtype not in (np.float32, np.float64):
+        raise ValueError(
+            f"out-of-core data must be float32 or float64; got {source.dtype} "
+            "(convert the file, or load it and pass an array)"
+        )
+    if source.shape[0] < min_rows or source.shape[1] < 1:
+        raise ValueError(f"Found array with shape {source.shape}; a minimum of {min_rows} "
+                         "sample(s) and 1 feature is required")
+
+
+def iter_rows(source, step):
+    """``(start, block)`` pairs of exactly ``step`` rows (the last may be shorter)."""
+    pending, n_pending, start = [], 0, 0
+    for block in source.blocks(step):
+        pending.append(block)
+        n_pending += block.shape[0]
+        while n_pending >= step:
+            joined = pending[0] if len(pending) == 1 else np.concatenate(pending)
+            yield start, joined[:step]
+            start += step
+            rest = joined[step:]
+            pending, n_pending = ([rest] if rest.shape[0] else []), rest.shape[0]
+    if n_pending:
+        yield start, pending[0] if len(pending) == 1 else np.concatenate(pending)
+
+
+# ------------------------------------------------------------- spilled state
+def spill_array(shape, dtype, fill=None, budget=None):
+    """An array of ``shape``: in memory when small, else a memory-mapped temporary file.
+
+    The file is unlinked at once; it lives as long as the mapping (the array),
+    so nothing is left behind whatever happens to the fit.
+    """
+    budget = STATE_BUDGET if budget is None else budget
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if nbytes <= budget or nbytes == 0:
+        return np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+    with tempfile.TemporaryFile(prefix="truncmix-state-") as f:
+        f.truncate(nbytes)
+        out = np.memmap(f, dtype=dtype, mode="r+", shape=shape)
+    if fill is not None:
+        step = max(1, STATE_BUDGET // max(1, out[:1].nbytes))
+        for s in range(0, shape[0], step):
+            out[s : s + step] = fill
+            drop_pages(out[s : s + step])
+    return out
+
+
+# ------------------------------------------------------------------ backend
+class OnDisk:
+    """Chunks of a chunk source, read on every pass and shifted by ``offset``.
+
+    Parameters
+    ----------
+    source : chunk source
+    weights : ndarray (N,) float64 or None
+        None for unit weights (no N-sized array is made).
+    offset : ndarray (D,)
+    chunk_size : int or None
+    """
+
+    def __init__(self, source, weights, offset, chunk_size=None):
+        self.source = source
+        self.weights = weights
+        self.offset = np.asarray(offset, dtype=source.dtype).astype(np.float64)
+        self.chunk_size = chunk_size
+        self.state = None
+
+    @property
+    def n_samples(self):
+        return self.source.shape[0]
+
+    @property
+    def n_features(self):
+        return self.source.shape[1]
+
+    def allocate_state(self, shape):
+        """Per-point truncated sets (-1: unknown), on disk above :data:`STATE_BUDGET`."""
+        self.state = None if shape is None else spill_array(shape, np.int32, fill=-1)
+
+    def _weights(self, start, stop):
+        return np.ones(stop - start) if self.weights is None else self.weights[start:stop]
+
+    def _blocks(self, n_components):
+        step = rows_per_chunk(self.n_samples, self.n_features, n_components, self.chunk_size)
+        for start, block in iter_rows(self.source, step):
+            yield start, block, self._weights(start, start + block.shape[0])
+
+    def chunks(self, n_components):
+        """Yield the data as :class:`Chunk` objects, in row order."""
+        offset = self.offset.astype(self.source.dtype)
+        for start, block, w in self._blocks(n_components):
+            stop = start + block.shape[0]
+            X = np.subtract(block, offset, dtype=self.source.dtype)
+            K = None if self.state is None else self.state[start:stop]
+            yield Chunk(start, X, w, K)
+            if K is not None:
+                drop_pages(K)
+
+    def first_pass(self):
+        """Weight, weighted sum and validity of the data (:class:`FirstPass`)."""
+        return sum(FirstPass.of_block(b, w, s) for s, b, w in self._blocks(1))
+
+    def moments(self):
+        """Weighted mean and covariance, float64, validating the data on the way.
+
+        The same chunks and products as :meth:`InMemory.moments`, so the mean
+        agrees with the in-memory fit's to the last bit.
+        """
+        first = self.first_pass()
+        first.check(self.source.dtype, self.n_features)
+        mean = first.mean
+        cov = sum(scatter_of_block(b, w, mean) for _, b, w in self._blocks(1))
+        return mean, cov / first.weight
+
+    def seed_rows(self, n_components, random_state):
+        """Rows to seed from, and their weights (all rows when N is small).
+
+        Above :func:`seed_draws` rows, that many rows are drawn with
+        probability proportional to their weight (with replacement, in one
+        pass); the sample's weights are the draw counts.
+        """
+        n_draws = seed_draws(self.n_samples, n_components)
+        if self.n_samples <= n_draws:
+            parts = list(self._blocks(n_components))
+            return (np.concatenate([b for _, b, _ in parts]),
+                    np.concatenate([w for _, _, w in parts]))
+        W = self.n_samples if self.weights is None else float(self.weights.sum())
+        positions = draw_positions(W, n_draws, random_state)
+        rows, counts, before = [], [], 0.0
+        for start, block, w in self._blocks(n_components):
+            total = float(w.sum()) if self.weights is not None else float(block.shape[0])
+            lo, hi = np.searchsorted(positions, [before, before + total])
+            if hi > lo:
+                local, cnt = pick_rows(None if self.weights is None else w, block.shape[0],
+                                       positions[lo:hi] - before)
+                rows.append(np.array(block[local]))
+                counts.append(cnt.astype(np.float64))
+            before += total
+        return np.concatenate(rows), np.concatenate(counts)
+
+
+class OnDiskData:
+    """A chunk source as the estimators fit it (see :class:`~truncmix.backends.memory.MemoryData`).
+
+    Parameters
+    ----------
+    source : chunk source
+    weights : ndarray (N,) float64 or None
+    chunk_size : int or None
+    """
+
+    def __init__(self, source, weights, chunk_size=None):
+        self.source = source
+        self.weights = weights
+        self.chunk_size = chunk_size
+        self.dtype = source.dtype
+        self.n_samples, self.n_features = source.shape
+
+    def moments(self):
+        return self.backend(np.zeros(self.n_features)).moments()
+
+    def backend(self, offset, centre=False):
+        # no centred copy out of core: every chunk is shifted as it is read
+        return OnDisk(self.source, self.weights, offset, self.chunk_size)
+
+    def seed_rows(self, n_components, random_state):
+        return self.backend(np.zeros(self.n_features)).seed_rows(n_components, random_state)
+
+    def final_pass(self, run, mixture, backend):
+        labels = spill_array((self.n_samples,), np.int64)
+        return labelled_finish(run, backend, mixture, labels), labels
