@@ -186,6 +186,6 @@ def drop_pages(view):
     pos = view.__array_interface__["data"][0] - base
     first = pos - pos % mmap.PAGESIZE
     end = min(len(mm), pos + view.nbytes)
-    if view.mode != "r":
-        mm.flush(first, end - first)  # written pages go to the file first
+    # shared mapping: written pages stay in the page cache and reach the file
+    # from there, so dropping them from this process loses nothing
     mm.madvise(mmap.MADV_DONTNEED, first, end - first)

@@ -25,6 +25,9 @@ from .base import (Chunk, FirstPass, draw_positions, drop_pages, labelled_finish
 #: kept in a memory-mapped temporary file instead of in memory
 STATE_BUDGET = 64 * 2**20
 
+#: bytes filled at a time in a spilled array (bounds the resident pages)
+FILL_ROWS_BYTES = 16 * 2**20
+
 #: a ``numpy.memmap`` smaller than this is fitted like any in-memory array
 OUT_OF_CORE_MIN_BYTES = 256 * 2**20
 
@@ -159,7 +162,7 @@ def spill_array(shape, dtype, fill=None, budget=None):
         f.truncate(nbytes)
         out = np.memmap(f, dtype=dtype, mode="r+", shape=shape)
     if fill is not None:
-        step = max(1, STATE_BUDGET // max(1, out[:1].nbytes))
+        step = max(1, FILL_ROWS_BYTES // max(1, out[:1].nbytes))
         for s in range(0, shape[0], step):
             out[s : s + step] = fill
             drop_pages(out[s : s + step])
