@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 #: the benchmark names accepted by ``--only``, in run order
-NAMES = ("kmeans", "gmm", "truncated", "memory", "quality")
+NAMES = ("kmeans", "gmm", "truncated", "memory", "quality", "outofcore", "dask")
 
 FULL_SHAPES = [(100_000, 32, 100), (100_000, 64, 1_000), (1_000_000, 16, 100)]
 
@@ -31,6 +31,10 @@ SUITES = {
         "memory": dict(shape=(100_000, 16, 50), dtype="float32", max_iter=2,
                        timeout=300),
         "quality": dict(max_n=5_000, n_init=3, seed=0, test_fraction=0.2),
+        "outofcore": dict(shape=(1_000_000, 32, 100), dtype="float32", max_iter=3,
+                          target_mib=400, timeout=600),
+        "dask": dict(shape=(200_000, 32, 100), dtype="float32", blocks_per_worker=4,
+                     models=("kmeans", "gmm_diag"), m=(2, 6), repeats=2, target=1.5),
     },
     "full": {
         "kmeans": dict(shapes=FULL_SHAPES, dtypes=["float64", "float32"], m=(2, 7), repeats=3),
@@ -44,6 +48,11 @@ SUITES = {
         "memory": dict(shape=(1_000_000, 64, 1_000), dtype="float32", max_iter=1,
                        timeout=1800),
         "quality": dict(max_n=None, n_init=3, seed=0, test_fraction=0.2),
+        # issue 6: a 1.28 GB file, written once under /tmp
+        "outofcore": dict(shape=(10_000_000, 32, 100), dtype="float32", max_iter=3,
+                          target_mib=400, timeout=3600),
+        "dask": dict(shape=(2_000_000, 32, 100), dtype="float32", blocks_per_worker=4,
+                     models=("kmeans", "gmm_diag"), m=(2, 5), repeats=2, target=1.5),
     },
 }
 
