@@ -10,6 +10,9 @@ import numpy as np
 #: default working-set budget for one chunk's work arrays, in bytes
 DEFAULT_WORKING_MEMORY = 128 * 2**20
 
+#: budget of one block of the data-moment passes (a few float64 copies of its rows)
+MOMENT_WORKING_MEMORY = 32 * 2**20
+
 
 @dataclass
 class Chunk:
@@ -45,6 +48,14 @@ def rows_per_chunk(n_samples, n_features, n_components, chunk_size=None,
     return max(1, min(n_samples, working_memory // per_row))
 
 
+def moment_rows(n_samples, n_features, chunk_size=None):
+    """Rows per block of the passes that take the data's mean and covariance.
+
+    Every backend uses this, so their float64 sums agree to the last bit.
+    """
+    return rows_per_chunk(n_samples, n_features, 1, chunk_size, MOMENT_WORKING_MEMORY)
+
+
 # --------------------------------------------------- shared by the out-of-core backends
 #: rows drawn to seed the means when the data is not in memory (k-means++ or
 #: random rows then run on this weighted sample, see :func:`draw_positions`)
@@ -76,16 +87,17 @@ class FirstPass:
     def of_block(cls, X, weights, start):
         """The part of rows ``start .. start + len(X)``; ``weights`` None means ones."""
         X64 = np.asarray(X, dtype=np.float64)
-        finite = np.isfinite(X64).all(axis=1)
         # the same products as InMemory.moments, so the means agree to the last bit
         w = np.ones(X64.shape[0]) if weights is None else weights
-        part = cls(
-            weight=float(w.sum()),
-            weighted_sum=w @ X64,
-            n_samples=X64.shape[0],
-            first_nonfinite=np.inf if finite.all() else float(start + np.flatnonzero(~finite)[0]),
-            largest=float(np.abs(X64[finite]).max(initial=0.0)),
-        )
+        part = cls(weight=float(w.sum()), weighted_sum=w @ X64, n_samples=X64.shape[0])
+        # reductions without temporaries; the row is looked for only when there is one
+        lo, hi = (X64.min(), X64.max()) if X64.size else (0.0, 0.0)
+        if np.isfinite(lo) and np.isfinite(hi):
+            part.largest = float(max(-lo, hi))
+        else:
+            finite = np.isfinite(X64).all(axis=1)
+            part.first_nonfinite = float(start + np.flatnonzero(~finite)[0])
+            part.largest = float(np.abs(X64[finite]).max(initial=0.0))
         if weights is not None:
             bad = ~np.isfinite(weights) | (weights < 0)
             if bad.any():

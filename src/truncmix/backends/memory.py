@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Chunk, rows_per_chunk
+from .base import Chunk, moment_rows, rows_per_chunk
 
 
 class InMemory:
@@ -65,7 +65,7 @@ class InMemory:
         """
         W = self.weights.sum()
         mean = np.zeros(self.n_features)
-        step = rows_per_chunk(self.n_samples, self.n_features, 1, self.chunk_size)
+        step = moment_rows(self.n_samples, self.n_features, self.chunk_size)
         for start in range(0, self.n_samples, step):
             sl = slice(start, start + step)
             mean += self.weights[sl] @ np.asarray(self.X[sl], dtype=np.float64)

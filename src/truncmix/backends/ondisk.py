@@ -18,12 +18,12 @@ import tempfile
 
 import numpy as np
 
-from .base import (Chunk, FirstPass, draw_positions, drop_pages, labelled_finish, pick_rows,
-                   rows_per_chunk, scatter_of_block, seed_draws)
+from .base import (Chunk, FirstPass, draw_positions, drop_pages, labelled_finish, moment_rows,
+                   pick_rows, rows_per_chunk, scatter_of_block, seed_draws)
 
 #: per-point arrays (K, labels, predictions) larger than this many bytes are
 #: kept in a memory-mapped temporary file instead of in memory
-STATE_BUDGET = 64 * 2**20
+STATE_BUDGET = 32 * 2**20
 
 #: bytes filled at a time in a spilled array (bounds the resident pages)
 FILL_ROWS_BYTES = 16 * 2**20
@@ -204,8 +204,11 @@ class OnDisk:
     def _weights(self, start, stop):
         return np.ones(stop - start) if self.weights is None else self.weights[start:stop]
 
-    def _blocks(self, n_components):
-        step = rows_per_chunk(self.n_samples, self.n_features, n_components, self.chunk_size)
+    def _blocks(self, n_components=None):
+        """``(start, rows, weights)``: E-step chunks for ``n_components``, else moment blocks."""
+        step = (moment_rows(self.n_samples, self.n_features, self.chunk_size)
+                if n_components is None
+                else rows_per_chunk(self.n_samples, self.n_features, n_components, self.chunk_size))
         for start, block in iter_rows(self.source, step):
             yield start, block, self._weights(start, start + block.shape[0])
 
@@ -222,7 +225,7 @@ class OnDisk:
 
     def first_pass(self):
         """Weight, weighted sum and validity of the data (:class:`FirstPass`)."""
-        return sum(FirstPass.of_block(b, w, s) for s, b, w in self._blocks(1))
+        return sum(FirstPass.of_block(b, w, s) for s, b, w in self._blocks())
 
     def moments(self):
         """Weighted mean and covariance, float64, validating the data on the way.
@@ -233,7 +236,7 @@ class OnDisk:
         first = self.first_pass()
         first.check(self.source.dtype, self.n_features)
         mean = first.mean
-        cov = sum(scatter_of_block(b, w, mean) for _, b, w in self._blocks(1))
+        cov = sum(scatter_of_block(b, w, mean) for _, b, w in self._blocks())
         return mean, cov / first.weight
 
     def seed_rows(self, n_components, random_state):
