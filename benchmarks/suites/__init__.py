@@ -32,7 +32,7 @@ SUITES = {
                        timeout=300),
         "quality": dict(max_n=5_000, n_init=3, seed=0, test_fraction=0.2),
         "outofcore": dict(shape=(1_000_000, 32, 100), dtype="float32", max_iter=3,
-                          target_mib=400, timeout=600),
+                          target_mb=400, timeout=600),
         "dask": dict(shape=(200_000, 32, 100), dtype="float32", blocks_per_worker=4,
                      models=("kmeans", "gmm_diag"), m=(2, 6), repeats=2, target=1.5),
     },
@@ -50,7 +50,7 @@ SUITES = {
         "quality": dict(max_n=None, n_init=3, seed=0, test_fraction=0.2),
         # issue 6: a 1.28 GB file, written once under /tmp
         "outofcore": dict(shape=(10_000_000, 32, 100), dtype="float32", max_iter=3,
-                          target_mib=400, timeout=3600),
+                          target_mb=400, timeout=3600),
         "dask": dict(shape=(2_000_000, 32, 100), dtype="float32", blocks_per_worker=4,
                      models=("kmeans", "gmm_diag"), m=(2, 5), repeats=2, target=1.5),
     },

@@ -20,6 +20,7 @@ import time
 from .memory import GIB, _maxrss, _rss, measure
 
 MIB = 2**20
+MB = 10**6
 
 
 def data_file(N, D, dtype, log=print):
@@ -75,7 +76,8 @@ def run(params, ctx):
     Parameters
     ----------
     params : dict
-        ``shape`` (N, D, C), ``dtype``, ``max_iter``, ``target_mib``, ``timeout``.
+        ``shape`` (N, D, C), ``dtype``, ``max_iter``, ``target_mb`` (decimal MB),
+        ``timeout``.
     ctx : benchmarks.suites.Context
     """
     import numpy as np
@@ -87,7 +89,7 @@ def run(params, ctx):
             "max_iter": params["max_iter"], "threads": ctx.threads,
             "N": N, "D": D, "dtype": params["dtype"]}
     ctx.log(f"  outofcore KMeans C={C} on {path} ({file_bytes / GIB:.2f} GiB)")
-    target = params["target_mib"] * MIB
+    target = params["target_mb"] * MB
     res = measure(spec, cap=4 * GIB, timeout=params["timeout"], log=ctx.log,
                   module="benchmarks.suites.outofcore")
     label = f"KMeans C={C} on a {N:,} x {D} {params['dtype']} .npy file ({file_bytes / GIB:.2f} GiB)"
@@ -95,20 +97,21 @@ def run(params, ctx):
         ctx.log(f"    failed: {res['error']}")
         return {"name": "outofcore", "params": params, "cases": [res],
                 "targets": [{"benchmark": "outofcore", "case": label,
-                             "target": f"peak RSS < {params['target_mib']} MiB",
+                             "target": f"peak RSS < {params['target_mb']} MB",
                              "measured": None, "limit": target, "pass": False,
                              "note": res["error"]}], "tables": []}
     it = res["iteration_seconds"]
-    ctx.log(f"    peak {res['peak'] / MIB:.0f} MiB, fit {res['fit_seconds']:.1f} s, "
+    ctx.log(f"    peak {res['peak'] / MB:.0f} MB, fit {res['fit_seconds']:.1f} s, "
             f"iterations {', '.join(f'{s:.2f}' for s in it)} s")
     ok = res["peak"] < target
     table = {
         "title": f"Out-of-core fit by path, {label}, max_iter={params['max_iter']}, "
                  f"{ctx.threads} threads, own subprocess",
-        "columns": ["RSS after imports MiB", "peak RSS MiB", f"< {params['target_mib']} MiB",
+        "columns": ["RSS after imports MB", "peak RSS MB (MiB)", f"< {params['target_mb']} MB",
                     "fit s (incl. seeding, 2 moment passes, final pass)",
                     "s / iteration (median, in-loop)", "GB/s read per iteration", "labels_"],
-        "rows": [[f"{res['rss_after_imports'] / MIB:.0f}", f"{res['peak'] / MIB:.0f}",
+        "rows": [[f"{res['rss_after_imports'] / MB:.0f}",
+                  f"{res['peak'] / MB:.0f} ({res['peak'] / MIB:.0f})",
                   "PASS" if ok else "FAIL", f"{res['fit_seconds']:.1f}",
                   f"{np.median(it):.2f}", f"{file_bytes / np.median(it) / 1e9:.2f}",
                   "memory-mapped temp file" if res["labels_on_disk"] else "in memory"]],
@@ -116,7 +119,7 @@ def run(params, ctx):
     return {"name": "outofcore", "params": {**params, "path": path, "file_bytes": file_bytes},
             "cases": [res],
             "targets": [{"benchmark": "outofcore", "case": label,
-                         "target": f"peak RSS < {params['target_mib']} MiB",
+                         "target": f"peak RSS < {params['target_mb']} MB",
                          "measured": res["peak"], "limit": target, "pass": bool(ok)}],
             "tables": [table]}
 

@@ -171,6 +171,45 @@ def pick_rows(weights, n_rows, positions):
     return np.unique(np.minimum(hit, n_rows - 1), return_counts=True)
 
 
+class FitData:
+    """Data as the estimators fit it, whatever holds it.
+
+    Subclasses (:class:`~truncmix.backends.memory.MemoryData`,
+    :class:`~truncmix.backends.ondisk.OnDiskData`,
+    :class:`~truncmix.backends.dask.DaskData`) give :meth:`backend`; the fit
+    then needs ``moments()`` (validating the data on the way),
+    ``seed_rows(C, random_state)``, ``final_pass(run, mixture, backend)`` and
+    the ``dtype``, ``n_samples`` and ``n_features`` of the data.
+    """
+
+    def __init__(self, data, weights, chunk_size, shape, dtype):
+        self.data = data
+        self.weights = weights
+        self.chunk_size = chunk_size
+        self.n_samples, self.n_features = (int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+
+    def backend(self, offset, centre=False):
+        """The backend of the data shifted by ``offset`` (``centre``: a centred copy if cheap)."""
+        raise NotImplementedError
+
+    def moments(self):
+        """Weighted mean and covariance of the data (float64)."""
+        return self.backend(np.zeros(self.n_features)).moments()
+
+    def seed_rows(self, n_components, random_state):
+        """Rows to seed the means from, and their weights."""
+        return self.backend(np.zeros(self.n_features)).seed_rows(n_components, random_state)
+
+    def new_labels(self):
+        return np.empty(self.n_samples, dtype=np.int64)
+
+    def final_pass(self, run, mixture, backend):
+        """``run.finish`` with the labels of every point; returns ``(stats, labels)``."""
+        labels = self.new_labels()
+        return labelled_finish(run, backend, mixture, labels), labels
+
+
 def labelled_finish(run, backend, mixture, labels):
     """``run.finish`` on an in-process backend, writing each point's label into ``labels``."""
 

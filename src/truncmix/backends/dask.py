@@ -26,8 +26,8 @@ import numpy as np
 from dask import delayed
 
 from .. import _validation as v
-from .base import (Chunk, FirstPass, draw_positions, pick_rows, rows_per_chunk, scatter_of_block,
-                   seed_draws)
+from .base import (Chunk, FirstPass, FitData, draw_positions, pick_rows, rows_per_chunk,
+                   scatter_of_block, seed_draws)
 
 #: fan-in of the tree reduction of the statistics
 SPLIT_EVERY = 8
@@ -239,8 +239,8 @@ def map_rows(X, fn, mixture, offset_of, out_shape, dtype, n_features, shifted=Fa
                         chunks=(X.chunks[0], *[(n,) for n in out_shape]))
 
 
-class DaskData:
-    """A Dask array as the estimators fit it (see :class:`~truncmix.backends.memory.MemoryData`).
+class DaskData(FitData):
+    """A Dask array as the estimators fit it (see :class:`~truncmix.backends.base.FitData`).
 
     Parameters
     ----------
@@ -250,32 +250,22 @@ class DaskData:
     """
 
     def __init__(self, X, sample_weight=None, chunk_size=None):
-        self.X = check_array(X)
-        self.dtype = self.X.dtype
-        self.n_samples, self.n_features = self.X.shape
-        self.chunk_size = chunk_size
-        rows = (self.X.chunks[0],)
-        if sample_weight is None:
-            self.weights = None
-        elif isinstance(sample_weight, da.Array):
+        X = check_array(X)
+        super().__init__(X, None, chunk_size, X.shape, X.dtype)
+        rows = (X.chunks[0],)
+        if isinstance(sample_weight, da.Array):
             if sample_weight.shape != (self.n_samples,):
                 raise ValueError(f"sample_weight.shape == {sample_weight.shape}, expected "
                                  f"{(self.n_samples,)}: one weight per sample")
             # checked for finite, non-negative values in the first pass
             self.weights = sample_weight.astype(np.float64).rechunk(rows)
-        else:
+        elif sample_weight is not None:
             w = v.check_sample_weight(sample_weight, self.n_samples)
             self.weights = da.from_array(w, chunks=rows)
 
-    def moments(self):
-        return self.backend(np.zeros(self.n_features)).moments()
-
     def backend(self, offset, centre=False):
         # blocks are shifted where they live, on every pass: no centred copy
-        return DaskBackend(self.X, self.weights, offset, self.chunk_size)
-
-    def seed_rows(self, n_components, random_state):
-        return self.backend(np.zeros(self.n_features)).seed_rows(n_components, random_state)
+        return DaskBackend(self.data, self.weights, offset, self.chunk_size)
 
     def final_pass(self, run, mixture, backend):
         stats = run.finish(backend=backend, mixture=mixture)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Chunk, moment_rows, rows_per_chunk
+from .base import Chunk, FitData, moment_rows, rows_per_chunk
 
 
 class InMemory:
@@ -78,35 +78,15 @@ class InMemory:
         return mean, cov / W
 
 
-class MemoryData:
-    """An in-memory array as the estimators fit it.
-
-    Every fit input (this, :class:`~truncmix.backends.ondisk.OnDiskData`,
-    :class:`~truncmix.backends.dask.DaskData`) offers the same five steps:
-    ``moments()`` (validating on the way), ``backend(offset, centre)``,
-    ``seed_rows(C, random_state)``, ``final_pass(run, mixture, backend)`` and
-    the ``dtype`` / ``n_samples`` / ``n_features`` of the data.
-    """
+class MemoryData(FitData):
+    """An in-memory array as the estimators fit it (see :class:`~truncmix.backends.base.FitData`)."""
 
     def __init__(self, X, weights, chunk_size=None):
-        self.X = X
-        self.weights = weights
-        self.chunk_size = chunk_size
-        self.dtype = X.dtype
-        self.n_samples, self.n_features = X.shape
-
-    def moments(self):
-        return self.backend(np.zeros(self.n_features)).moments()
+        super().__init__(X, weights, chunk_size, X.shape, X.dtype)
 
     def backend(self, offset, centre=False):
-        return InMemory(self.X, self.weights, offset, self.chunk_size, centre_once=centre)
+        return InMemory(self.data, self.weights, offset, self.chunk_size, centre_once=centre)
 
     def seed_rows(self, n_components, random_state):
         """Seeding sees every row."""
-        return self.X, self.weights
-
-    def final_pass(self, run, mixture, backend):
-        from .base import labelled_finish
-
-        labels = np.empty(self.n_samples, dtype=np.int64)
-        return labelled_finish(run, backend, mixture, labels), labels
+        return self.data, self.weights

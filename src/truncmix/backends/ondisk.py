@@ -18,7 +18,7 @@ import tempfile
 
 import numpy as np
 
-from .base import (Chunk, FirstPass, draw_positions, drop_pages, labelled_finish, moment_rows,
+from .base import (Chunk, FirstPass, FitData, draw_positions, drop_pages, moment_rows,
                    pick_rows, rows_per_chunk, scatter_of_block, seed_draws)
 
 #: per-point arrays (K, labels, predictions) larger than this many bytes are
@@ -266,8 +266,8 @@ class OnDisk:
         return np.concatenate(rows), np.concatenate(counts)
 
 
-class OnDiskData:
-    """A chunk source as the estimators fit it (see :class:`~truncmix.backends.memory.MemoryData`).
+class OnDiskData(FitData):
+    """A chunk source as the estimators fit it (see :class:`~truncmix.backends.base.FitData`).
 
     Parameters
     ----------
@@ -277,22 +277,11 @@ class OnDiskData:
     """
 
     def __init__(self, source, weights, chunk_size=None):
-        self.source = source
-        self.weights = weights
-        self.chunk_size = chunk_size
-        self.dtype = source.dtype
-        self.n_samples, self.n_features = source.shape
-
-    def moments(self):
-        return self.backend(np.zeros(self.n_features)).moments()
+        super().__init__(source, weights, chunk_size, source.shape, source.dtype)
 
     def backend(self, offset, centre=False):
         # no centred copy out of core: every chunk is shifted as it is read
-        return OnDisk(self.source, self.weights, offset, self.chunk_size)
+        return OnDisk(self.data, self.weights, offset, self.chunk_size)
 
-    def seed_rows(self, n_components, random_state):
-        return self.backend(np.zeros(self.n_features)).seed_rows(n_components, random_state)
-
-    def final_pass(self, run, mixture, backend):
-        labels = spill_array((self.n_samples,), np.int64)
-        return labelled_finish(run, backend, mixture, labels), labels
+    def new_labels(self):
+        return spill_array((self.n_samples,), np.int64)
