@@ -13,6 +13,7 @@ interleaved; the ratio dask / in-memory is the overhead (target: at most
 from __future__ import annotations
 
 import logging
+import warnings
 
 
 def _estimator(model, C, st, dtype, max_iter):
@@ -37,7 +38,7 @@ def run(params, ctx):
     """
     import dask.array as da
     import numpy as np
-    from distributed import Client, LocalCluster, wait
+    from distributed import Client, LocalCluster, futures_of, wait
 
     from .. import data
     from ..harness import fmt_seconds, median_ratio, per_iteration
@@ -55,8 +56,10 @@ def run(params, ctx):
                                    dashboard_address=":0", silence_logs=logging.ERROR)
             client = Client(cluster, set_as_default=False)
             rows = -(-N // (n_workers * params["blocks_per_worker"]))
-            Xd = client.persist(da.from_array(X, chunks=(rows, D)))
-            wait(Xd)
+            with client.as_current(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "large graph": the data, sent once
+                Xd = da.from_array(X, chunks=(rows, D)).persist()
+                wait(futures_of(Xd))
             clients[n_workers], arrays[n_workers] = client, Xd
 
         def fit_memory(model):
