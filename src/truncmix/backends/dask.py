@@ -44,6 +44,10 @@ def _sum(*parts):
     return total
 
 
+def _sum_first(*pairs):
+    return _sum(*[p[0] for p in pairs])
+
+
 def tree_sum(parts):
     """A Delayed of ``sum(parts)`` reduced in a tree of fan-in :data:`SPLIT_EVERY`."""
     parts = list(parts)
@@ -139,11 +143,13 @@ class DaskBackend:
         ks = ([None] * len(self.sizes) if self.state is None
               else self.state.to_delayed().ravel())
         parts = [
-            delayed(_block_stats, nout=2, pure=False)(
+            delayed(_block_stats, pure=False)(
                 fn_key, x, w, k, start, self.offset, self.chunk_size, n_components)
             for (x, w, start), k in zip(self.blocks(), ks)
         ]
-        total = tree_sum([p[0] for p in parts])
+        # the first level of the tree takes the statistics out of the (stats, K) pairs
+        total = tree_sum([delayed(_sum_first, pure=False)(*parts[i : i + SPLIT_EVERY])
+                          for i in range(0, len(parts), SPLIT_EVERY)])
         if self.state is None:
             return total.compute()
         k = self.state.shape[1]
