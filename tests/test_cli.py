@@ -78,6 +78,24 @@ def test_fit_kmeans_and_human_output(work):
     assert km.sigma2_ == pytest.approx(ref.sigma2_, rel=1e-12)
 
 
+def test_fit_with_neighbourhood_search_matches_the_library(work):
+    d, X = work
+    args = ["--search", "neighbourhood", "--neighbors", 2, "--random", 1, "--init", "afk-mc2",
+            "--coreset", 300]
+    run("fit", "data.csv", "--kmeans", "-k", 3, *args, "-o", "nb.tmx", cwd=d)
+    km = truncmix.load(d / "nb.tmx")
+    ref = KMeans(3, random_state=0, search="neighbourhood", n_neighbors=2, n_random=1,
+                 init="afk-mc2", coreset_size=300).fit(X)
+    assert km.get_params()["search"] == "neighbourhood"
+    np.testing.assert_array_equal(km.cluster_centers_, ref.cluster_centers_)
+    run("fit", "data.csv", "-k", 3, "--active", 2, *args, "-o", "nbg.tmx", cwd=d)
+    gm = truncmix.load(d / "nbg.tmx")
+    ref = TruncatedGaussianMixture(3, n_active=2, random_state=0, search="neighbourhood",
+                                   n_neighbors=2, n_random=1, init="afk-mc2",
+                                   coreset_size=300).fit(X)
+    np.testing.assert_array_equal(gm.means_, ref.means_)
+
+
 def test_predict_labels_and_probabilities(fitted):
     d, X, _ = fitted
     run("predict", "model.tmx", "data.csv", "-o", "labels.csv", cwd=d)
@@ -181,8 +199,8 @@ def test_input_errors_exit_2_with_one_line(fitted):
     _one_line_error(run("fit", "missing.csv", "-k", 3, cwd=d, check=False), 2, "missing.csv")
     (d / "notmodel.tmx").write_text("hello")
     _one_line_error(run("info", "notmodel.tmx", cwd=d, check=False), 2, "notmodel.tmx")
-    _one_line_error(run("fit", "data.csv", "-k", 3, "--search", "neighbourhood", cwd=d, check=False),
-                    2, "not available yet")
+    _one_line_error(run("fit", "data.csv", "-k", 3, "--search", "neighbourhood", "--neighbors",
+                        0, cwd=d, check=False), 2, "--neighbors")
     _one_line_error(run("fit", "data.csv", "-k", 0, cwd=d, check=False), 2, "-k")
     _one_line_error(run("predict", "model.tmx", "six.npy", "--columns", "0", cwd=d, check=False),
                     2, "six.npy", "1 feature")

@@ -30,6 +30,10 @@ CASES = [
     ("gmm-diag-c2", TruncatedGaussianMixture,
      lambda m: dict(n_components=C, n_active=2, covariance_type="diag", means_init=m,
                     max_iter=8, tol=0)),
+    # the neighbour table travels with the E-step to the workers every pass
+    ("gmm-diag-c2-neighbourhood", TruncatedGaussianMixture,
+     lambda m: dict(n_components=C, n_active=2, covariance_type="diag", means_init=m,
+                    max_iter=8, tol=0, search="neighbourhood", n_neighbors=3, random_state=0)),
 ]
 
 

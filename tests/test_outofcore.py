@@ -29,6 +29,12 @@ CASES = [
      dict(n_components=C, n_active=2, covariance_type="diag", max_iter=15, tol=0)),
     ("gmm-full-exact", TruncatedGaussianMixture,
      dict(n_components=C, covariance_type="full", max_iter=8, tol=0)),
+    # the neighbourhood search; swap moves need the data in memory, so off here
+    ("kmeans-neighbourhood", KMeans,
+     dict(n_clusters=C, max_iter=30, search="neighbourhood", n_neighbors=3, swaps=0)),
+    ("gmm-diag-c2-neighbourhood", TruncatedGaussianMixture,
+     dict(n_components=C, n_active=2, covariance_type="diag", max_iter=15, tol=0,
+          search="neighbourhood", n_neighbors=3, n_random=1)),
 ]
 
 

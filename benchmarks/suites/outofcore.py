@@ -108,7 +108,7 @@ def run(params, ctx):
         "title": f"Out-of-core fit by path, {label}, max_iter={params['max_iter']}, "
                  f"{ctx.threads} threads, own subprocess",
         "columns": ["RSS after imports MB", "peak RSS MB (MiB)", f"< {params['target_mb']} MB",
-                    "fit s (incl. seeding, 2 moment passes, final pass)",
+                    "fit s (incl. moment pass, seeding, final pass)",
                     "s / iteration (median, in-loop)", "GB/s read per iteration", "labels_"],
         "rows": [[f"{res['rss_after_imports'] / MB:.0f}",
                   f"{res['peak'] / MB:.0f} ({res['peak'] / MIB:.0f})",

@@ -50,6 +50,16 @@ def _positive_int(text):
     return value
 
 
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {value}")
+    return value
+
+
 def _active(text):
     if text.lower() in ("all", "none", "c"):
         return "all"
@@ -277,15 +287,12 @@ def _estimator(args, n):
         kwargs = dict(n_components=n, covariance_type=args.covariance or "diag",
                       weights=args.weights or "learned",
                       n_active=None if args.active in (None, "all") else args.active)
-    defaults = cls().get_params()
     if args.search is not None:
-        if "search" in defaults:
-            kwargs["search"] = args.search
-        elif args.search != "exhaustive":
-            raise CLIError(
-                f"--search {args.search} is not available yet in this truncmix "
-                f"({cls.__name__} has no 'search' parameter); use --search exhaustive"
-            )
+        kwargs["search"] = args.search
+    for option, name in (("neighbors", "n_neighbors"), ("random", "n_random"),
+                         ("coreset", "coreset_size"), ("init", "init")):
+        if getattr(args, option) is not None:
+            kwargs[name] = getattr(args, option)
     kwargs.update(n_init=args.n_init, random_state=args.seed)
     if args.max_iter is not None:
         kwargs["max_iter"] = args.max_iter
@@ -577,6 +584,14 @@ def build_parser():
                    help="components kept per point (C'); 'all' for exact EM (default)")
     g.add_argument("--search", choices=("exhaustive", "neighbourhood"),
                    help="how each point's C' components are found (default: exhaustive)")
+    g.add_argument("--neighbors", type=_positive_int, metavar="G",
+                   help="neighbourhood size for --search neighbourhood (default: 5)")
+    g.add_argument("--random", type=_non_negative_int, metavar="E",
+                   help="random candidates per point for --search neighbourhood (default: 1)")
+    g.add_argument("--init", choices=("k-means++", "afk-mc2", "random"),
+                   help="seeding of the means (default: k-means++)")
+    g.add_argument("--coreset", type=_positive_int, metavar="N",
+                   help="seed on a lightweight coreset of N points instead of all data")
     g.add_argument("--weights", choices=("equal", "learned"), help="mixing weights (default: learned)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     g.add_argument("--n-init", type=_positive_int, default=1, metavar="N",

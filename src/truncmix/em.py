@@ -74,7 +74,7 @@ def chunk_stats(chunk, estep, mixture, moments_of=None, *, update_state=True,
         when ``update_state``).
     """
     cov = mixture.covariance if moments_of is None else moments_of
-    res = estep.update(chunk.X, mixture, chunk.K, chunk.start)
+    res = estep.update(chunk.X, mixture, chunk.K, chunk.start, chunk.weights)
     n_changed = -1
     if chunk.K is not None and res.K is not None:
         # zero-weight rows do not enter the M-step, so their moves don't count
@@ -123,10 +123,10 @@ def e_pass(backend, estep, mixture, *, update_state=True, outlier_capacity=0, on
         return stats
 
     if hasattr(backend, "map_reduce") and on_chunk is None:
-        total = backend.map_reduce(one, C)
+        total = backend.map_reduce(one, estep.columns(C))
     else:
         total = 0
-        for chunk in backend.chunks(C):
+        for chunk in backend.chunks(estep.columns(C)):
             total = total + one(chunk)
     if update_state:
         estep.end_pass(total, mixture)
@@ -156,25 +156,36 @@ class EMRun:
         Where the data is, how K is searched, where to start, how to stop.
     callback : callable or None
         Called with each :class:`IterationRecord`; returning True stops the fit.
+    keep_state : bool
+        Start from the per-point state already in the backend (written by the
+        initialisation) instead of a fresh one.
+    moves : callable or None
+        Global moves after each M-step, called as ``moves(backend, mixture,
+        stats)`` and returning ``(mixture, n_moves)``; they must not lower the
+        free energy (see :mod:`truncmix.moves`).
     """
 
-    def __init__(self, backend, estep, mixture, config, callback=None):
+    def __init__(self, backend, estep, mixture, config, callback=None, keep_state=False,
+                 moves=None):
         self.backend = backend
         self.estep = estep
         self.mixture = mixture
         self.config = config
         self.callback = callback
+        self.moves = moves
         self.history = []
         self.converged = False
         self.n_iter = 0
         self.interrupted = False
-        backend.allocate_state(estep.state_shape(backend.n_samples, mixture.n_components))
+        if not keep_state:
+            backend.allocate_state(estep.state_shape(backend.n_samples, mixture.n_components))
 
     def iterate(self):
         """E-step, M-step, record; until converged or ``max_iter``."""
         cfg = self.config
         hard = self.estep.kept(self.mixture.n_components) == 1
         previous = None
+        moved = 0
         for it in range(1, cfg.max_iter + 1):
             t0 = time.perf_counter()
             stats = e_pass(self.backend, self.estep, self.mixture,
@@ -197,23 +208,30 @@ class EMRun:
                     stats, self.mixture, learned_weights=cfg.learned_weights,
                     floor=cfg.floor, reg_covar=cfg.reg_covar,
                 )
+            self.estep.after_m_step(self.mixture, report)
             self._report_degenerate(report, it)
+            settled = moved == 0
+            moved = 0
+            if self.moves is not None:
+                self.mixture, moved = self.moves(self.backend, self.mixture, stats)
             self.n_iter = it
             record = IterationRecord(
                 iteration=it, free_energy=F, delta=delta, n_evals=stats.n_evals,
                 n_changed=stats.n_changed, n_empty=report.n_empty,
                 n_relocated=len(report.relocated), n_removed=len(report.removed),
                 n_floored=report.n_floored, n_alive=int(self.mixture.alive.sum()),
-                seconds=time.perf_counter() - t0,
+                n_swapped=moved, seconds=time.perf_counter() - t0,
             )
             self.history.append(record)
             yield record
             stop = self.callback(record) if self.callback is not None else False
-            # a hard E-step that changed no set is a fixed point: the M-step
-            # just reproduced the parameters
-            if (hard and stats.n_changed == 0 and report.n_empty == 0) or (
-                previous is not None and abs(F - previous) / W < cfg.tol
-            ):
+            # A hard E-step that changed no set is a fixed point: the M-step just
+            # reproduced the parameters. Not at the first iteration (the start's
+            # M-step may have kept its means), nor around global moves (they
+            # changed sets and means outside the E- and M-steps).
+            fixed = hard and it > 1 and settled and stats.n_changed == 0 and report.n_empty == 0
+            small = previous is not None and abs(F - previous) / W < cfg.tol
+            if moved == 0 and (fixed or small):
                 self.converged = True
                 return
             if stop:

@@ -33,6 +33,9 @@ class IterationRecord:
         Components whose variance the floor raised in the M-step.
     n_alive : int
         Components still in the model after the M-step.
+    n_swapped : int
+        Components moved by global swap moves after the M-step
+        (:mod:`truncmix.moves`).
     seconds : float
         Wall time of the iteration.
     """
@@ -47,6 +50,7 @@ class IterationRecord:
     n_removed: int = 0
     n_floored: int = 0
     n_alive: int = 0
+    n_swapped: int = 0
     seconds: float = 0.0
 
     def as_dict(self):

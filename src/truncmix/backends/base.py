@@ -69,14 +69,19 @@ def seed_draws(n_samples, n_components):
 
 @dataclass
 class FirstPass:
-    """What one pass over the data learns before the fit: weight, sums, validity.
+    """One pass over the data: weight, moment sums about a reference row, validity.
 
-    Closed under ``+`` (a block's part plus another's), so backends sum it in
-    order (out of core) or by tree reduction (Dask). Indices are global rows.
+    Sums are taken about ``ref`` (the first row: a data point, so within the
+    data's spread of the mean, no cancellation of large numbers). Closed under
+    ``+`` (a block's part plus another's), so backends sum it in order (in
+    memory, out of core) or by tree reduction (Dask); every backend computes
+    the blocks of :func:`moment_rows` the same way, so in order the sums agree
+    to the last bit. Indices are global rows.
     """
 
     weight: float
-    weighted_sum: np.ndarray
+    s1: np.ndarray  # (D,) sum_n w_n (x_n - ref)
+    s2: np.ndarray  # (D, D) sum_n w_n (x_n - ref)(x_n - ref)^T, or its diagonal (D,)
     n_samples: int
     first_nonfinite: float = np.inf
     largest: float = 0.0
@@ -84,12 +89,16 @@ class FirstPass:
     bad_weight_kind: str = ""
 
     @classmethod
-    def of_block(cls, X, weights, start):
+    def of_block(cls, X, weights, start, ref, full=True, check=True):
         """The part of rows ``start .. start + len(X)``; ``weights`` None means ones."""
         X64 = np.asarray(X, dtype=np.float64)
-        # the same products as InMemory.moments, so the means agree to the last bit
-        w = np.ones(X64.shape[0]) if weights is None else weights
-        part = cls(weight=float(w.sum()), weighted_sum=w @ X64, n_samples=X64.shape[0])
+        d = X64 - ref
+        wd = d * (np.ones(X64.shape[0]) if weights is None else weights)[:, None]
+        part = cls(weight=float(X64.shape[0] if weights is None else weights.sum()),
+                   s1=wd.sum(axis=0), s2=wd.T @ d if full else np.einsum("ij,ij->j", wd, d),
+                   n_samples=X64.shape[0])
+        if not check:
+            return part
         # reductions without temporaries; the row is looked for only when there is one
         lo, hi = (X64.min(), X64.max()) if X64.size else (0.0, 0.0)
         if np.isfinite(lo) and np.isfinite(hi):
@@ -111,7 +120,7 @@ class FirstPass:
             return self
         first_bad = min(self.first_bad_weight, other.first_bad_weight)
         return FirstPass(
-            self.weight + other.weight, self.weighted_sum + other.weighted_sum,
+            self.weight + other.weight, self.s1 + other.s1, self.s2 + other.s2,
             self.n_samples + other.n_samples,
             min(self.first_nonfinite, other.first_nonfinite), max(self.largest, other.largest),
             first_bad,
@@ -137,16 +146,14 @@ class FirstPass:
 
         check_squares_finite(np.array([[self.largest] * n_features], dtype=dtype))
 
-    @property
-    def mean(self):
-        return self.weighted_sum / self.weight
-
-
-def scatter_of_block(X, weights, mean):
-    """``sum_n w_n (x_n - mean)(x_n - mean)^T`` of one block, float64."""
-    d = np.asarray(X, dtype=np.float64) - mean
-    w = np.ones(d.shape[0]) if weights is None else weights
-    return (d * w[:, None]).T @ d
+    def moments(self, ref):
+        """Weighted mean and covariance (diagonal when only variances were summed)."""
+        m1 = self.s1 / self.weight
+        if self.s2.ndim == 2:
+            cov = self.s2 / self.weight - np.outer(m1, m1)
+        else:
+            cov = np.diag(np.maximum(self.s2 / self.weight - m1 * m1, 0.0))
+        return ref + m1, cov
 
 
 def draw_positions(total_weight, n_draws, random_state):
@@ -193,9 +200,9 @@ class FitData:
         """The backend of the data shifted by ``offset`` (``centre``: a centred copy if cheap)."""
         raise NotImplementedError
 
-    def moments(self):
-        """Weighted mean and covariance of the data (float64)."""
-        return self.backend(np.zeros(self.n_features)).moments()
+    def moments(self, full=True):
+        """Weighted mean and covariance of the data (float64; diagonal unless ``full``)."""
+        return self.backend(np.zeros(self.n_features)).moments(full)
 
     def seed_rows(self, n_components, random_state):
         """Rows to seed the means from, and their weights."""

@@ -27,7 +27,7 @@ from dask import delayed
 
 from .. import _validation as v
 from .base import (Chunk, FirstPass, FitData, draw_positions, pick_rows, rows_per_chunk,
-                   scatter_of_block, seed_draws)
+                   seed_draws)
 
 #: fan-in of the tree reduction of the statistics
 SPLIT_EVERY = 8
@@ -171,17 +171,13 @@ class DaskBackend:
                         lambda m, dtype: self.offset, (), np.int64, self.n_features,
                         shifted=True).persist()
 
-    def first_pass(self):
-        """Weight, weighted sum and validity of the data, summed over the blocks."""
-        return tree_sum([delayed(FirstPass.of_block)(x, w, s) for x, w, s in self.blocks()]).compute()
-
-    def moments(self):
-        """Weighted mean and covariance, float64, validating the data on the way."""
-        first = self.first_pass()
-        first.check(self.X.dtype, self.n_features)
-        mean = first.mean
-        cov = tree_sum([delayed(scatter_of_block)(x, w, mean) for x, w, _ in self.blocks()])
-        return mean, cov.compute() / first.weight
+    def moments(self, full=True):
+        """Weighted mean and covariance, float64, in one tree-reduced pass that validates."""
+        ref = np.asarray(self.X[0].compute(), dtype=np.float64)
+        total = tree_sum([delayed(FirstPass.of_block)(x, w, s, ref, full)
+                          for x, w, s in self.blocks()]).compute()
+        total.check(self.X.dtype, self.n_features)
+        return total.moments(ref)
 
     def seed_rows(self, n_components, random_state):
         """Rows to seed from and their weights, as :meth:`OnDisk.seed_rows`."""

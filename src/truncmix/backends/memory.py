@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Chunk, FitData, moment_rows, rows_per_chunk
+from .base import Chunk, FirstPass, FitData, moment_rows, rows_per_chunk
 
 
 class InMemory:
@@ -58,24 +58,24 @@ class InMemory:
             K = None if self.state is None else self.state[start:stop]
             yield Chunk(start, X, self.weights[start:stop], K)
 
-    def moments(self):
-        """Weighted mean and covariance of the data as given, float64 (two passes).
+    def moments(self, full=True):
+        """Weighted mean and covariance of the data as given, float64, in one pass.
 
+        Sums are taken about the first row (a data point, so within the data's
+        spread of the mean: no cancellation of large numbers). With
+        ``full=False`` only the variances are computed and the covariance
+        returned is diagonal (all the diagonal covariance types need).
         Call it on a backend that is not centred (the mean is what is needed).
         """
-        W = self.weights.sum()
-        mean = np.zeros(self.n_features)
-        step = moment_rows(self.n_samples, self.n_features, self.chunk_size)
-        for start in range(0, self.n_samples, step):
-            sl = slice(start, start + step)
-            mean += self.weights[sl] @ np.asarray(self.X[sl], dtype=np.float64)
-        mean /= W
-        cov = np.zeros((self.n_features, self.n_features))
-        for start in range(0, self.n_samples, step):
-            sl = slice(start, start + step)
-            d = np.asarray(self.X[sl], dtype=np.float64) - mean
-            cov += (d * self.weights[sl, None]).T @ d
-        return mean, cov / W
+        D = self.n_features
+        ref = np.asarray(self.X[0], dtype=np.float64)
+        step = moment_rows(self.n_samples, D, self.chunk_size)
+        total = sum(
+            FirstPass.of_block(self.X[s : s + step], self.weights[s : s + step], s, ref, full,
+                               check=False)
+            for s in range(0, self.n_samples, step)
+        )
+        return total.moments(ref)
 
 
 class MemoryData(FitData):

@@ -19,7 +19,7 @@ import tempfile
 import numpy as np
 
 from .base import (Chunk, FirstPass, FitData, draw_positions, drop_pages, moment_rows,
-                   pick_rows, rows_per_chunk, scatter_of_block, seed_draws)
+                   pick_rows, rows_per_chunk, seed_draws)
 
 #: per-point arrays (K, labels, predictions) larger than this many bytes are
 #: kept in a memory-mapped temporary file instead of in memory
@@ -223,21 +223,18 @@ class OnDisk:
             if K is not None:
                 drop_pages(K)
 
-    def first_pass(self):
-        """Weight, weighted sum and validity of the data (:class:`FirstPass`)."""
-        return sum(FirstPass.of_block(b, w, s) for s, b, w in self._blocks())
+    def moments(self, full=True):
+        """Weighted mean and covariance, float64, in one pass that also validates the data.
 
-    def moments(self):
-        """Weighted mean and covariance, float64, validating the data on the way.
-
-        The same chunks and products as :meth:`InMemory.moments`, so the mean
-        agrees with the in-memory fit's to the last bit.
+        The same blocks and sums as :meth:`InMemory.moments` (about the first
+        row), so the results agree with the in-memory fit's to the last bit.
         """
-        first = self.first_pass()
-        first.check(self.source.dtype, self.n_features)
-        mean = first.mean
-        cov = sum(scatter_of_block(b, w, mean) for _, b, w in self._blocks())
-        return mean, cov / first.weight
+        blocks = self.source.blocks(1)
+        ref = np.asarray(next(blocks)[0], dtype=np.float64)
+        blocks.close()
+        total = sum(FirstPass.of_block(b, w, s, ref, full) for s, b, w in self._blocks())
+        total.check(self.source.dtype, self.n_features)
+        return total.moments(ref)
 
     def seed_rows(self, n_components, random_state):
         """Rows to seed from, and their weights (all rows when N is small).

@@ -71,7 +71,14 @@ class EStep:
     def end_pass(self, stats, mixture):
         """Called after each state-updating pass with the summed statistics."""
 
-    def update(self, X, mixture, K_prev, start=0):
+    def after_m_step(self, mixture, report):
+        """Called after each M-step with the new mixture and its MStepReport."""
+
+    def columns(self, n_components):
+        """Work-array columns per row, for sizing chunks."""
+        return n_components
+
+    def update(self, X, mixture, K_prev, start=0, weights=None):
         """Run the E-step on one chunk.
 
         Parameters
@@ -83,6 +90,8 @@ class EStep:
         start : int
             Global index of the chunk's first row (seeds per-row randomness,
             so results do not depend on chunking or threads).
+        weights : ndarray (n,) or None
+            Sample weights, for statistics the strategy gathers for itself.
 
         Returns
         -------

@@ -21,7 +21,7 @@ class Exhaustive(EStep):
     per component and goes through :meth:`Mixture.log_joint`.
     """
 
-    def update(self, X, mixture, K_prev, start=0):
+    def update(self, X, mixture, K_prev, start=0, weights=None):
         n, C = X.shape[0], mixture.n_components
         k = self.kept(C)
         cov = mixture.covariance

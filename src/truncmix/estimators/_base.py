@@ -13,6 +13,8 @@ from ..backends.memory import MemoryData
 from ..backends.ondisk import OnDisk, OnDiskData, check_source, spill_array
 from ..em import EMConfig, EMRun
 from ..estep import Exhaustive
+from ..estep.neighbourhood import Neighbourhood, NeighbourScores
+from ..moves import swap_moves
 from ..exceptions import ConvergenceWarning
 from ..init import first_m_step, initial_means
 from ..model.covariance import COVARIANCE_TYPES, Floor
@@ -34,15 +36,48 @@ class TruncatedMixtureMixin:
         """``(n_components, covariance_type, learned_weights, n_active)``."""
         raise NotImplementedError
 
-    def _start(self, X, weights, backend, random_state, floor, data_cov):
+    def _start(self, X, weights, backend, random_state, floor, data_cov, seed_state=False):
         """Initial mixture, in the backend's (shifted) coordinates."""
         C, cov_type, learned, _ = self._model()
-        means = initial_means(X, weights, C, self._init_means_spec(), random_state)
+        means = initial_means(X, weights, C, self._init_means_spec(), random_state,
+                              coreset_size=self.coreset_size)
         self._check_init_means(means, X.shape[1])
         return first_m_step(
             backend, means - backend.offset, cov_type, data_cov,
             learned_weights=learned, floor=floor, reg_covar=self._reg_covar(),
+            seed_state=seed_state,
         )
+
+    def _moves(self, estep, data):
+        """Global swap moves for hard neighbourhood fits, or None."""
+        C = self._model()[0]
+        if not isinstance(estep, Neighbourhood) or estep.kept(C) != 1:
+            return None
+        limit = 1 + C // 20 if self.swaps == "auto" else int(self.swaps)
+        if limit == 0:
+            return None
+        if not isinstance(data, MemoryData):
+            # swaps read the rows of a few components at random places: in memory only
+            if self.swaps != "auto":
+                warnings.warn(f"swaps={self.swaps} is ignored: swap moves need the data in "
+                              "memory (out-of-core and Dask fits run without them)",
+                              UserWarning, stacklevel=4)
+            return None
+
+        def moves(backend, mixture, stats):
+            if not isinstance(stats.extra, NeighbourScores):
+                return mixture, 0
+            return swap_moves(backend, mixture, stats.extra, limit, on_move=estep.moved)
+
+        return moves
+
+    def _estep(self):
+        """The E-step strategy the parameters ask for."""
+        C, _, _, n_active = self._model()
+        kept = C if n_active is None else min(n_active, C)
+        if self.search == "neighbourhood" and kept < C:
+            return Neighbourhood(kept, n_neighbors=self.n_neighbors, n_random=self.n_random)
+        return Exhaustive(n_active)
 
     def _init_means_spec(self):
         return self.init
@@ -126,22 +161,31 @@ class TruncatedMixtureMixin:
         data = self._fit_data(X, sample_weight)
         C, cov_type, learned, n_active = self._model()
         random_state = check_random_state(self.random_state)
-        mean, data_cov = data.moments()
+        # tied and full starts need the whole covariance; the others its diagonal
+        mean, data_cov = data.moments(full=cov_type in ("tied", "full"))
         backend = data.backend(mean, centre=True)
         floor = Floor.from_variances(np.diag(data_cov), self._covariance_floor())
         config = EMConfig(
             learned_weights=learned, floor=floor, reg_covar=self._reg_covar(),
             max_iter=self.max_iter, tol=self.tol, outlier_capacity=min(C, 64),
         )
-        estep = Exhaustive(n_active)
+        estep = self._estep()
+        # a neighbourhood search starts from each point's nearest seeds, found by
+        # the first M-step's assignment pass
+        seeded = isinstance(estep, Neighbourhood)
         best = None
         for _ in range(self.n_init):
+            if seeded:
+                backend.allocate_state(estep.state_shape(data.n_samples, C))
             if isinstance(self._init_means_spec(), str):
                 X_seed, w_seed = data.seed_rows(C, random_state)
             else:  # given means: no rows needed (no pass over out-of-core data)
                 X_seed, w_seed = np.empty((0, data.n_features), data.dtype), np.empty(0)
-            start = self._start(X_seed, w_seed, backend, random_state, floor, data_cov)
-            run = EMRun(backend, estep, start, config, callback=self._progress).run()
+            start = self._start(X_seed, w_seed, backend, random_state, floor, data_cov,
+                                seed_state=seeded)
+            estep.start_fit(start, random_state)
+            run = EMRun(backend, estep, start, config, callback=self._progress,
+                        keep_state=seeded, moves=self._moves(estep, data)).run()
             final = self._final_pass(run, data, backend.offset)
             if best is None or final[1].free_energy > best[1][1].free_energy:
                 best = (run, final)

@@ -65,6 +65,31 @@ default="k-means++"
     verbose : int, default=0
     chunk_size : int or None, default=None
         Rows per chunk in the E-step; None picks it from a memory budget.
+    search : {"exhaustive", "neighbourhood"}, default="exhaustive"
+        How each point's truncated set is searched. "exhaustive" scores every
+        component (cost grows with C). "neighbourhood" scores only the
+        neighbours of the point's current components plus ``n_random`` random
+        ones (var-GMM-S / vc-GMM): the cost of an iteration grows with
+        ``n_neighbors``, not with C, and the free energy still never
+        decreases, but a fixed point is only locally optimal. Neighbourhoods are
+        learnt from the E-step's own log-joints. Used only when fewer than all
+        components are kept.
+    n_neighbors : int, default=5
+        G, the size of each component's neighbourhood (itself included).
+    n_random : int, default=1
+        E, random candidate components per point and iteration.
+    coreset_size : int or None, default=None
+        Seed on a lightweight coreset of this many weighted points (Bachem,
+        Lucic and Krause 2018) instead of the whole data: seeding then costs
+        O(coreset_size C D) instead of O(N C D). The fit itself uses all data.
+    swaps : "auto" or int, default="auto"
+        Most global swap moves per iteration for hard fits (C' = 1) with
+        ``search="neighbourhood"``: a redundant component jumps to a badly
+        explained point when that raises the free energy (exactly computed; see
+        :mod:`truncmix.moves`). They repair what local search cannot, such as
+        two components in one cluster and none in another. "auto" allows
+        ``1 + C // 20``; 0 turns them off. The exhaustive search never swaps,
+        so that k-means stays exactly Lloyd's algorithm.
 
     Attributes
     ----------
@@ -104,7 +129,7 @@ default="k-means++"
         "n_active": [Interval(numbers.Integral, 1, None), Options((None,))],
         "covariance_type": [Options(tuple(COVARIANCE_TYPES))],
         "weights": [Options(("learned", "equal"))],
-        "init": [Options(("k-means++", "k-means", "random")), ArrayLike()],
+        "init": [Options(("k-means++", "k-means", "random", "afk-mc2")), ArrayLike()],
         "n_init": [Interval(numbers.Integral, 1, None)],
         "max_iter": [Interval(numbers.Integral, 1, None)],
         "tol": [Interval(numbers.Real, 0, None)],
@@ -116,12 +141,19 @@ default="k-means++"
         "random_state": [RandomStateLike()],
         "verbose": [Interval(numbers.Integral, 0, None)],
         "chunk_size": [Interval(numbers.Integral, 1, None), Options((None,))],
+        "search": [Options(("exhaustive", "neighbourhood"))],
+        "n_neighbors": [Interval(numbers.Integral, 1, None)],
+        "n_random": [Interval(numbers.Integral, 0, None)],
+        "coreset_size": [Interval(numbers.Integral, 1, None), Options((None,))],
+        "swaps": [Interval(numbers.Integral, 0, None), Options(("auto",))],
     }
 
     def __init__(self, n_components=1, *, n_active=None, covariance_type="diag",
                  weights="learned", init="k-means++", n_init=1, max_iter=100, tol=1e-3,
                  reg_covar=0.0, covariance_floor=1e-6, weights_init=None, means_init=None,
-                 precisions_init=None, random_state=None, verbose=0, chunk_size=None):
+                 precisions_init=None, random_state=None, verbose=0, chunk_size=None,
+                 search="exhaustive", n_neighbors=5, n_random=1, coreset_size=None,
+                 swaps="auto"):
         self.n_components = n_components
         self.n_active = n_active
         self.covariance_type = covariance_type
@@ -138,6 +170,11 @@ default="k-means++"
         self.random_state = random_state
         self.verbose = verbose
         self.chunk_size = chunk_size
+        self.search = search
+        self.n_neighbors = n_neighbors
+        self.n_random = n_random
+        self.coreset_size = coreset_size
+        self.swaps = swaps
 
     def _model(self):
         return self.n_components, self.covariance_type, self.weights == "learned", self.n_active
@@ -151,19 +188,21 @@ default="k-means++"
     def _init_means_spec(self):
         return self.init if self.means_init is None else self.means_init
 
-    def _start(self, X, weights, backend, random_state, floor, data_cov):
+    def _start(self, X, weights, backend, random_state, floor, data_cov, seed_state=False):
         C, D = self.n_components, X.shape[1]
         spec = self._init_means_spec()
         if isinstance(spec, str) and spec == "k-means":
             # scikit-learn's GaussianMixture default: start from a k-means fit
             from .kmeans import KMeans
 
-            km = KMeans(C, n_init=1, random_state=random_state, chunk_size=self.chunk_size)
+            km = KMeans(C, n_init=1, random_state=random_state, chunk_size=self.chunk_size,
+                        search=self.search, n_neighbors=self.n_neighbors,
+                        n_random=self.n_random, coreset_size=self.coreset_size)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 km._progress = lambda record: False
                 spec = km.fit(X, sample_weight=weights).cluster_centers_
-        means = initial_means(X, weights, C, spec, random_state)
+        means = initial_means(X, weights, C, spec, random_state, coreset_size=self.coreset_size)
         self._check_init_means(means, D)
         if means.shape[0] != C:
             raise ValueError(f"means_init has {means.shape[0]} rows; expected n_components={C}")
@@ -174,7 +213,7 @@ default="k-means++"
             mixture = first_m_step(
                 backend, means, self.covariance_type, data_cov,
                 learned_weights=self.weights == "learned", floor=floor,
-                reg_covar=self._reg_covar(),
+                reg_covar=self._reg_covar(), seed_state=seed_state,
             )
             if self.precisions_init is not None:
                 mixture = Mixture(mixture.means, mixture.log_weights, self._precisions_init(C, D))

@@ -94,3 +94,143 @@ def accumulate(X, weights, K, q, anchors, moment, shared, n_components):
             else:
                 second[c] += (diff * rc[:, None]).T @ diff
     return resp, first, second
+
+
+# --------------------------------------------------------- neighbourhood E-step
+_U64 = (1 << 64) - 1
+_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def _splitmix(z):
+    z = (z + _GOLDEN) & _U64
+    x = z
+    x = ((x ^ (x >> 30)) * _MIX1) & _U64
+    x = ((x ^ (x >> 27)) * _MIX2) & _U64
+    return z, x ^ (x >> 31)
+
+
+def _row_stream(seed, pass_index, row):
+    z = (seed * _MIX1 + pass_index * _MIX2) & _U64
+    z, _ = _splitmix(z)
+    return z ^ ((row * _GOLDEN) & _U64)
+
+
+def candidates(K_prev_row, table, n_random, seed, pass_index, row, k):
+    """The candidate set of one point, in the order the kernel builds it."""
+    C = table.shape[0]
+    members = []
+    for c in table[K_prev_row].reshape(-1):
+        if int(c) not in members:
+            members.append(int(c))
+    need = min(C, max(len(members) + n_random, k))
+    state = _row_stream(seed, pass_index, row)
+    tries = 0
+    while len(members) < need and tries < 8 * (need + 1):
+        state, r = _splitmix(state)
+        tries += 1
+        if r % C not in members:
+            members.append(r % C)
+    return members
+
+
+def neighbourhood_estep(Y, M, prec, cap, P3, K_prev, table, n_random, seed, pass_index, start, k):
+    """Twin of :func:`truncmix.kernels.neighbourhood.neighbourhood_estep_into`.
+
+    Returns ``K, q, lse`` and, per row, the list of (candidate, gap) pairs.
+    """
+    n = Y.shape[0]
+    K = np.empty((n, k), np.int32)
+    q = np.empty((n, k))
+    lse = np.empty(n)
+    pairs = []
+    for i in range(n):
+        members = np.array(candidates(K_prev[i], table, n_random, seed, pass_index, start + i, k))
+        y = np.asarray(Y[i], dtype=np.float64)
+        if P3 is None:
+            values = cap[members] - 0.5 * ((y - M[members]) ** 2 * prec[members]).sum(axis=1)
+        else:
+            z = np.einsum("d,cde->ce", y, P3[members]) - M[members]
+            values = cap[members] - 0.5 * (z * z).sum(axis=1)
+        order = np.lexsort((members, -values))[:k]
+        K[i] = members[order]
+        top = values[order[0]]
+        e = np.where(values[order] > -np.inf, np.exp(values[order] - top), 0.0)
+        q[i] = e / e.sum()
+        lse[i] = top + np.log(e.sum())
+        best = K[i, 0]
+        pairs.append([(int(c), top - v) for c, v in zip(members, values)
+                      if c != best and v > -np.inf])
+    return K, q, lse, pairs
+
+
+def neighbour_table(best, pairs, weights, old, alive, capacity):
+    """Twin of ``tally_into`` followed by ``choose_neighbours``."""
+    C, G = old.shape
+    seen = [dict() for _ in range(C)]  # insertion-ordered: the first `capacity` kept
+    for b, row, w in zip(best, pairs, weights):
+        if w == 0:
+            continue
+        for c, g in row:
+            slot = seen[b]
+            if c in slot:
+                slot[c][0] += w * g
+                slot[c][1] += w
+            elif len(slot) < capacity:
+                slot[c] = [w * g, w]
+    new = np.empty_like(old)
+    for b in range(C):
+        ranked = sorted(
+            (s / n, c) for c, (s, n) in seen[b].items() if n > 0 and alive[c] and c != b
+        )
+        row = [b] + [c for _, c in ranked][: G - 1]
+        for c in old[b]:
+            if len(row) == G:
+                break
+            if c not in row:
+                row.append(int(c))
+        c = 0
+        while len(row) < G:
+            if c not in row:
+                row.append(c)
+            c += 1
+        new[b] = row
+    return new
+
+
+# ------------------------------------------------------------------- seedings
+def greedy_kmeans_pp(X, w, n_components, n_trials, first_u, uniforms):
+    """Twin of :func:`truncmix.kernels.seeding.greedy_kmeans_pp` (direct distances)."""
+    X = np.asarray(X, dtype=np.float64)
+    m = X.shape[0]
+    cum = np.cumsum(w)
+    chosen = [min(int(np.searchsorted(cum, first_u * cum[-1], side="right")), m - 1)]
+    closest = ((X - X[chosen[0]]) ** 2).sum(axis=1)
+    for s in range(1, n_components):
+        cum = np.cumsum(w * closest)
+        cands = [min(int(np.searchsorted(cum, u * cum[-1], side="right")), m - 1)
+                 for u in uniforms[s - 1]]
+        d2 = ((X[None, :, :] - X[cands][:, None, :]) ** 2).sum(axis=2)  # (T, m)
+        pots = (w * np.minimum(closest, d2)).sum(axis=1)
+        best = int(np.argmin(pots))
+        chosen.append(cands[best])
+        closest = np.minimum(closest, d2[best])
+    return np.array(chosen)
+
+
+def afk_mc2_chains(X, w, q, first, proposals, uniforms):
+    """Twin of :func:`truncmix.kernels.seeding.afk_mc2_chains`."""
+    X = np.asarray(X, dtype=np.float64)
+    chosen = [first]
+    for i in range(proposals.shape[0]):
+        def dist(row):
+            return w[row] * ((X[chosen] - X[row]) ** 2).sum(axis=1).min()
+
+        x = proposals[i, 0]
+        dx = dist(x)
+        for j in range(1, proposals.shape[1]):
+            y = proposals[i, j]
+            dy = dist(y)
+            if dx == 0.0 or dy * q[x] > uniforms[i, j] * dx * q[y]:
+                x, dx = y, dy
+        chosen.append(x)
+    return np.array(chosen)

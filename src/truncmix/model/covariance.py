@@ -182,6 +182,21 @@ class Covariance:
         """
         return None
 
+    def gather_form(self, means, log_weights):
+        """The log-joint in the exact form used on chosen (row, component) pairs.
+
+        Returns a :class:`GatherForm`: ``log p(c, x) = cap[c] - 1/2 sum_d
+        prec[c, d] (y_d - M[c, d])^2`` with ``y = x @ transform`` (or x), or for
+        full covariances ``cap[c] - 1/2 ||x P_c - M[c]||^2``.
+        """
+        prec = self._precision_rows()
+        return GatherForm(None, np.ascontiguousarray(means, dtype=np.float64),
+                          np.ascontiguousarray(prec), log_weights + self.log_norm())
+
+    def _precision_rows(self):
+        """Per-component diagonal precisions, (C, D)."""
+        raise NotImplementedError
+
     def noise(self, rng, labels):
         """Zero-mean Gaussian draws with each label's covariance, (n, D)."""
         raise NotImplementedError
@@ -253,6 +268,39 @@ class LinearForm:
     transform: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class GatherForm:
+    """Coefficients of the candidate-set E-step (see :mod:`truncmix.kernels.neighbourhood`).
+
+    Attributes
+    ----------
+    transform : ndarray (D, D) or None
+        Rows are mapped to ``x @ transform`` first (tied: the whitening).
+    M : ndarray (C, D)
+        Means, in the transformed space (full: ``mu_c P_c``).
+    prec : ndarray (C, D)
+        Diagonal precisions (unused for full).
+    cap : ndarray (C,)
+        ``log pi_c`` plus the normaliser: the log-joint at zero distance.
+    P3 : ndarray (C, D, D) or None
+        Full covariances: the whitening ``P_c`` of every component.
+    """
+
+    transform: np.ndarray | None
+    M: np.ndarray
+    prec: np.ndarray
+    cap: np.ndarray
+    P3: np.ndarray | None = None
+
+    @property
+    def kind(self):
+        """0: one precision per component (each row of ``prec`` constant);
+        1: diagonal; 2: full (the kernels' switch)."""
+        if self.P3 is not None:
+            return 2
+        return 0 if bool(np.all(self.prec == self.prec[:, :1])) else 1
+
+
 def _isotropic_form(means, log_weights, log_norm, variances):
     """``-||x - mu_c||^2 / (2 v_c)`` expanded, for per-component variances ``v``."""
     cap = log_weights + log_norm
@@ -296,6 +344,9 @@ class Isotropic(Covariance):
     def linear_form(self, means, log_weights):
         v = np.full(self.n_components, self.variance)
         return _isotropic_form(means, log_weights, self.log_norm(), v)
+
+    def _precision_rows(self):
+        return np.full((self.n_components, self.n_features), 1.0 / self.variance)
 
     def noise(self, rng, labels):
         return np.sqrt(self.variance) * rng.standard_normal((len(labels), self.n_features))
@@ -377,6 +428,9 @@ class Spherical(_Variances):
     def linear_form(self, means, log_weights):
         return _isotropic_form(means, log_weights, self.log_norm(), self.variances)
 
+    def _precision_rows(self):
+        return np.repeat((1.0 / self.variances)[:, None], self.n_features, axis=1)
+
     def noise(self, rng, labels):
         z = rng.standard_normal((len(labels), self.n_features))
         return z * np.sqrt(self.variances[labels])[:, None]
@@ -440,6 +494,9 @@ class Diag(_Variances):
     def noise(self, rng, labels):
         z = rng.standard_normal((len(labels), self.n_features))
         return z * np.sqrt(self.variances[labels])
+
+    def _precision_rows(self):
+        return 1.0 / self.variances
 
     def n_parameters(self):
         return self.n_components * self.n_features
@@ -507,6 +564,11 @@ class Tied(_Cholesky):
         form = _isotropic_form(means @ P, log_weights, self.log_norm(), v)
         return LinearForm(form.B, form.bias, form.row_coef, form.cap, transform=P)
 
+    def gather_form(self, means, log_weights):
+        P = self.prec_chol
+        ones = np.ones((self.n_components, self.n_features))
+        return GatherForm(P, np.ascontiguousarray(means @ P), ones, log_weights + self.log_norm())
+
     def take(self, index):
         t = Tied.__new__(Tied)
         t.__dict__.update(self.__dict__)
@@ -555,6 +617,11 @@ class Full(_Cholesky):
         stacked = np.ascontiguousarray(np.transpose(P, (1, 0, 2)).reshape(self.n_features, -1))
         M = np.einsum("cd,cde->ce", means, P)
         return stacked, M, log_weights + self.log_norm()
+
+    def gather_form(self, means, log_weights):
+        P, M, cap = self.stacked_form(means, log_weights)
+        return GatherForm(None, np.ascontiguousarray(M), np.ones((1, 1)), cap,
+                          P3=np.ascontiguousarray(self.prec_chol))
 
     def take(self, index):
         index = np.atleast_1d(index)

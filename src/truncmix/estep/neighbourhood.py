@@ -1,0 +1,272 @@
+"""The neighbourhood E-step (var-GMM-S / vc-GMM): cost grows with G, not with C.
+
+Each point keeps its truncated set K_n between iterations. Its candidates are
+K_n, the neighbourhoods of the components in K_n, and ``n_random`` random
+components; the new K_n is the best C' of them. Every component is the first
+member of its own neighbourhood, so the old K_n is always a candidate and the
+free energy cannot decrease.
+
+Neighbourhoods are learnt from the statistics the E-step already gathers (the
+"-S" variant): for every point whose best component is b, each other candidate
+c gets the gap ``l_n(b) - l_n(c)``; b's new neighbours are the candidates with
+the smallest mean gap, the ones that come closest to competing with b for b's
+own points. This costs no log-joint evaluation beyond the E-step's own, ranks by
+the same log-joint the E-step ranks by (so it suits every covariance type and
+learned weights), and needs no C x C work. (Component-to-component distances,
+the "-X" variant, cost O(C^2 D) per iteration, more than the E-step itself once
+C exceeds about N C' G / C.) The first table, before any statistics exist,
+comes from the log-joints of the means under every component, once per fit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import ChunkResult, EStep
+from .exhaustive import Exhaustive
+
+#: pairs held in raw form before they are folded into the table (bounds memory)
+FOLD_ENTRIES = 1 << 22
+
+
+class NeighbourScores:
+    """What the neighbourhood E-step gathers besides the M-step's statistics.
+
+    Closed under ``+``. Holds the gaps of (best component, candidate) pairs,
+    kept raw per chunk and folded into a (C, A) table once they grow past
+    :data:`FOLD_ENTRIES` (so memory is bounded whatever the data size), and
+    per-component summaries for global moves (:mod:`truncmix.moves`):
+    ``removal`` (C,), the estimated loss of free energy if the component were
+    dropped, and ``worst_lse`` / ``worst_row`` (C,), its worst-explained point.
+    """
+
+    def __init__(self, n_components, capacity, parts=(), table=None, removal=None,
+                 worst_lse=None, worst_row=None):
+        C = n_components
+        self.n_components = C
+        self.capacity = capacity
+        self.parts = list(parts)
+        self.table = table
+        self.removal = np.zeros(C) if removal is None else removal
+        self.worst_lse = np.full(C, np.inf) if worst_lse is None else worst_lse
+        self.worst_row = np.full(C, -1, np.int64) if worst_row is None else worst_row
+
+    @classmethod
+    def from_chunk(cls, n_components, capacity, best, cand, gap, n_cand, weights, lse=None,
+                   start=0):
+        out = cls(n_components, capacity, [(best, cand, gap, n_cand, weights)])
+        if lse is not None:
+            from ..kernels.neighbourhood import chunk_summaries
+
+            chunk_summaries(best, lse, cand, gap, weights, start, out.removal, out.worst_lse,
+                            out.worst_row)
+        return out
+
+    @property
+    def n_entries(self):
+        return sum(p[1].size for p in self.parts)
+
+    def folded(self):
+        """The pair statistics as one ``(keys, sums, counts)`` table."""
+        from ..kernels.neighbourhood import merge_tables_into, tally_into
+
+        C, A = self.n_components, self.capacity
+        keys = np.full((C, A), -1, np.int32)
+        sums = np.zeros((C, A))
+        counts = np.zeros((C, A))
+        if self.table is not None:
+            merge_tables_into(keys, sums, counts, *self.table)
+        for best, cand, gap, n_cand, weights in self.parts:
+            tally_into(best, cand, gap, n_cand, weights, keys, sums, counts)
+        return keys, sums, counts
+
+    def __add__(self, other):
+        if not isinstance(other, NeighbourScores):
+            return NotImplemented
+        # worst points: the lower lse, ties to the smaller row (any grouping agrees)
+        take = (other.worst_lse < self.worst_lse) | (
+            (other.worst_lse == self.worst_lse) & (other.worst_row >= 0)
+            & ((self.worst_row < 0) | (other.worst_row < self.worst_row))
+        )
+        out = NeighbourScores(
+            self.n_components, self.capacity, self.parts + other.parts,
+            removal=self.removal + other.removal,
+            worst_lse=np.where(take, other.worst_lse, self.worst_lse),
+            worst_row=np.where(take, other.worst_row, self.worst_row),
+        )
+        if self.table is not None and other.table is not None:
+            from ..kernels.neighbourhood import merge_tables_into
+
+            keys, sums, counts = (a.copy() for a in self.table)
+            merge_tables_into(keys, sums, counts, *other.table)
+            out.table = (keys, sums, counts)
+        else:
+            out.table = self.table if self.table is not None else other.table
+        if out.n_entries > FOLD_ENTRIES:
+            out.table, out.parts = out.folded(), []
+        return out
+
+
+class Neighbourhood(EStep):
+    """Search each point's C' best components among the neighbours of its current ones.
+
+    Parameters
+    ----------
+    n_active : int
+        C', components kept per point (less than the number of components).
+    n_neighbors : int
+        G, the size of each component's neighbourhood, itself included.
+    n_random : int
+        E, random extra candidates per point and pass.
+
+    Notes
+    -----
+    Points without a truncated set yet (state -1, the first pass of a fit) are
+    searched exhaustively. Random candidates come from a counter-based stream
+    of (seed, pass, global row), so they do not depend on chunks or threads.
+    """
+
+    def __init__(self, n_active, n_neighbors=5, n_random=1):
+        super().__init__(n_active)
+        self.n_neighbors = int(n_neighbors)
+        self.n_random = int(n_random)
+        self.table = None
+        self.seed = 0
+        self.pass_index = 0
+        self._extra_evals = 0
+        self._form_key = None
+        self._form = None
+
+    # ----------------------------------------------------------- geometry
+    def neighbours(self, n_components):
+        """G for a mixture of ``n_components``."""
+        return max(1, min(self.n_neighbors, n_components))
+
+    def width(self, n_components):
+        """Most candidates a point can have (the kernels' row width)."""
+        k = self.kept(n_components)
+        return min(n_components, k * self.neighbours(n_components) + self.n_random + k)
+
+    def columns(self, n_components):
+        return self.width(n_components)
+
+    def state_shape(self, n_samples, n_components):
+        return (n_samples, self.kept(n_components))
+
+    # -------------------------------------------------------------- state
+    def start_fit(self, mixture, random_state):
+        """A fresh random stream and the first neighbourhoods, from the means."""
+        self.seed = int(random_state.randint(np.iinfo(np.int32).max))
+        self.pass_index = 0
+        self.table = initial_table(mixture, self.neighbours(mixture.n_components))
+        C = mixture.n_components
+        self._extra_evals = C * C if self.neighbours(C) < C else 0
+
+    def end_pass(self, stats, mixture):
+        self.pass_index += 1
+        extra = stats.extra
+        if not isinstance(extra, NeighbourScores) or self.table is None:
+            return
+        from ..kernels.neighbourhood import choose_neighbours
+
+        keys, sums, counts = extra.folded()
+        self.table = choose_neighbours(keys, sums, counts, self.table, mixture.alive)
+
+    def after_m_step(self, mixture, report):
+        """Give re-seeded components the neighbourhood of the place they moved to."""
+        for r in report.relocated:
+            self.moved(mixture, r)
+
+    def moved(self, mixture, r):
+        """Component ``r`` jumped: its neighbours become those of its new place,
+        and it joins their neighbourhoods (so their points can find it)."""
+        if self.table is None or self.table.shape[1] < 2:
+            return
+        G = self.table.shape[1]
+        l = mixture.log_joint(mixture.means[r][None, :])[0]
+        l[r] = np.inf
+        near = np.argsort(-l, kind="stable")[:G]
+        self.table[r] = near
+        for c in near[1:]:
+            if r not in self.table[c]:
+                self.table[c, -1] = r
+
+    # -------------------------------------------------------------- E-step
+    def _gather_form(self, mixture):
+        key = id(mixture)
+        if self._form_key != key:
+            self._form = mixture.covariance.gather_form(mixture.means, mixture.log_weights)
+            self._form_key = key
+            self._form_mixture = mixture  # keeps the id valid
+        return self._form
+
+    def update(self, X, mixture, K_prev, start=0, weights=None):
+        from .._threads import single_threaded_blas
+        from ..kernels.neighbourhood import block_rows, neighbourhood_estep_into
+
+        n, C = X.shape[0], mixture.n_components
+        k = self.kept(C)
+        if self.table is None or self.table.shape[0] != C:
+            raise RuntimeError("Neighbourhood.start_fit must be called before the first pass")
+        extra_evals, self._extra_evals = self._extra_evals, 0
+        if K_prev is None or n == 0:
+            K_prev = np.full((n, k), -1, np.int32)
+        unknown = K_prev[:, 0] < 0
+        if unknown.all():
+            res = Exhaustive(k).update(X, mixture, None)
+            return ChunkResult(res.K, res.q, res.lse, res.n_evals + extra_evals)
+        form = self._gather_form(mixture)
+        Y = X if form.transform is None else X @ form.transform.astype(X.dtype, copy=False)
+        Y = np.ascontiguousarray(Y)
+        P3 = form.P3 if form.P3 is not None else np.zeros((1, 1, 1))
+        E = self.width(C) - 1
+        K = np.empty((n, k), np.int32)
+        q = np.empty((n, k))
+        lse = np.empty(n)
+        cand = np.full((n, max(E, 1)), -1, np.int32)
+        gap = np.empty((n, max(E, 1)))
+        n_cand = np.empty(n, np.int32)
+        known = np.where(unknown, 0, K_prev[:, 0])
+        K_in = np.where(unknown[:, None], known[:, None], K_prev).astype(np.int32)
+        with single_threaded_blas():
+            neighbourhood_estep_into(
+                Y, form.M, form.prec, form.cap, P3, form.kind, K_in, self.table, self.n_random,
+                self.seed, self.pass_index, start, k, block_rows(n), K, q, lse, cand, gap, n_cand,
+            )
+        n_evals = int(n_cand.sum())
+        if unknown.any():
+            rows = np.flatnonzero(unknown)
+            res = Exhaustive(k).update(np.ascontiguousarray(X[rows]), mixture, None)
+            K[rows], q[rows], lse[rows] = res.K, res.q, res.lse
+            cand[rows] = -1
+            n_cand[rows] = 0
+            n_evals += len(rows) * C
+        capacity = min(C, max(2 * self.neighbours(C), self.width(C)) + 8)
+        weights = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+        extra = NeighbourScores.from_chunk(
+            C, capacity, K[:, 0].copy(), cand, gap, np.minimum(n_cand, cand.shape[1]), weights,
+            lse=lse, start=start,
+        )
+        return ChunkResult(K, q, lse, n_evals + extra_evals, extra=extra)
+
+
+def initial_table(mixture, n_neighbors):
+    """Each component, then the G-1 components under which its mean is most probable.
+
+    O(C^2 D) once per fit, through the fused exhaustive kernel in blocks of
+    means (no C x C array).
+    """
+    C = mixture.n_components
+    G = n_neighbors
+    if G >= C:
+        return np.array([[c] + [d for d in range(C) if d != c] for c in range(C)], np.int32)
+    if G + 1 < C:
+        ranked = Exhaustive(G + 1).update(np.ascontiguousarray(mixture.means), mixture, None).K
+    else:  # G = C - 1: every other component, ranked
+        ranked = np.argsort(-mixture.log_joint(mixture.means), axis=1, kind="stable")
+    table = np.empty((C, G), np.int32)
+    for c in range(C):
+        row = [d for d in ranked[c] if d != c]
+        table[c, 0] = c
+        table[c, 1:] = row[: G - 1]
+    return table

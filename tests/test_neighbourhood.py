@@ -1,0 +1,411 @@
+"""The neighbourhood E-step (search="neighbourhood"), its kernels and the fast seedings.
+
+Oracles: the exhaustive E-step (with G = C every candidate set is every
+component), the plain NumPy twins in ``truncmix.kernels._reference``, and
+closed-form properties (monotone free energy, evaluation counts).
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from truncmix import KMeans, TruncatedGaussianMixture
+from truncmix.estep.neighbourhood import Neighbourhood, NeighbourScores, initial_table
+from truncmix.init import afk_mc2, lightweight_coreset
+from truncmix.kernels import _reference as ref
+from truncmix.kernels.neighbourhood import (
+    choose_neighbours,
+    neighbourhood_estep_into,
+    tally_into,
+)
+from truncmix.model.covariance import COVARIANCE_TYPES
+from truncmix.model.mixture import Mixture
+
+from .test_free_energy import SETTINGS, assert_monotone, problems
+
+pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore::sklearn.exceptions.ConvergenceWarning",
+        "ignore::truncmix.exceptions.DegenerateComponentWarning",
+    ),
+    pytest.mark.usefixtures("one_blas_thread"),
+]
+
+TYPES = ["isotropic", "spherical", "diag", "tied", "full"]
+
+
+def random_mixture(rng, C, D, cov_type, learned=True):
+    means = rng.normal(scale=3.0, size=(C, D))
+    if cov_type in ("isotropic",):
+        covs = 1.3
+    elif cov_type == "spherical":
+        covs = rng.uniform(0.5, 2.0, C)
+    elif cov_type == "diag":
+        covs = rng.uniform(0.5, 2.0, (C, D))
+    else:
+        A = rng.normal(size=(C, D, D)) * 0.3
+        covs = np.eye(D) + np.einsum("cij,ckj->cik", A, A)
+        if cov_type == "tied":
+            covs = covs[0]
+    cov = COVARIANCE_TYPES[cov_type].from_covariances(covs, C, D)
+    logw = np.log(rng.dirichlet(np.ones(C))) if learned else np.full(C, -np.log(C))
+    return Mixture(means, logw, cov)
+
+
+def random_sets(rng, n, C, k):
+    return np.array([rng.choice(C, size=k, replace=False) for _ in range(n)], np.int32)
+
+
+def random_table(rng, C, G):
+    table = np.empty((C, G), np.int32)
+    for c in range(C):
+        others = rng.permutation(np.delete(np.arange(C), c))[: G - 1]
+        table[c] = [c, *others]
+    return table
+
+
+# ------------------------------------------------------------------ kernels
+@pytest.mark.parametrize("cov_type", TYPES)
+@pytest.mark.parametrize("k, G, E", [(1, 3, 0), (1, 4, 2), (3, 2, 1), (2, 5, 3)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_estep_kernel_equals_numpy_twin(cov_type, k, G, E, dtype):
+    rng = np.random.default_rng(7)
+    n, C, D = 60, 12, 3
+    mixture = random_mixture(rng, C, D, cov_type)
+    X = rng.normal(scale=3.0, size=(n, D)).astype(dtype)
+    form = mixture.covariance.gather_form(mixture.means, mixture.log_weights)
+    Y = X if form.transform is None else X @ form.transform.astype(dtype)
+    Y = np.ascontiguousarray(Y)
+    K_prev = random_sets(rng, n, C, k)
+    table = random_table(rng, C, G)
+    width = min(C, k * G + E + k)
+    K = np.empty((n, k), np.int32)
+    q = np.empty((n, k))
+    lse = np.empty(n)
+    cand = np.full((n, width - 1), -1, np.int32)
+    gap = np.empty((n, width - 1))
+    n_cand = np.empty(n, np.int32)
+    full = form.P3 is not None
+    neighbourhood_estep_into(
+        Y, form.M, form.prec, form.cap, form.P3 if full else np.zeros((1, 1, 1)), form.kind,
+        K_prev, table, E, 1234, 5, 1000, k, 16, K, q, lse, cand, gap, n_cand,
+    )
+    K_r, q_r, lse_r, pairs = ref.neighbourhood_estep(
+        Y, form.M, form.prec, form.cap, form.P3, K_prev, table, E, 1234, 5, 1000, k,
+    )
+    np.testing.assert_array_equal(K, K_r)
+    np.testing.assert_allclose(q, q_r, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(lse, lse_r, rtol=1e-12)
+    for i in range(n):
+        used = [(int(c), g) for c, g in zip(cand[i], gap[i]) if c >= 0]
+        assert [c for c, _ in used] == [c for c, _ in pairs[i]]
+        np.testing.assert_allclose([g for _, g in used], [g for _, g in pairs[i]], rtol=1e-12,
+                                   atol=1e-12)
+        assert n_cand[i] == len(ref.candidates(K_prev[i], table, E, 1234, 5, 1000 + i, k))
+    # the old set is always a candidate: no point can get worse
+    old = np.array([[mixture.log_joint(X[i : i + 1].astype(np.float64))[0, K_prev[i]].max()]
+                    for i in range(n)])[:, 0]
+    best = np.array([mixture.log_joint(X[i : i + 1].astype(np.float64))[0, K[i, 0]]
+                     for i in range(n)])
+    assert np.all(best >= old - 1e-9 * np.abs(old))
+
+
+@pytest.mark.parametrize("capacity", [3, 8])
+def test_neighbour_table_equals_numpy_twin(capacity):
+    rng = np.random.default_rng(3)
+    n, C, G, width = 300, 15, 4, 6
+    best = rng.integers(C, size=n).astype(np.int32)
+    cand = np.full((n, width), -1, np.int32)
+    gap = rng.exponential(size=(n, width))
+    n_cand = rng.integers(0, width + 1, size=n).astype(np.int32)
+    pairs = []
+    for i in range(n):
+        others = rng.permutation(np.delete(np.arange(C), best[i]))[: n_cand[i]]
+        cand[i, : n_cand[i]] = others
+        pairs.append([(int(c), g) for c, g in zip(others, gap[i])])
+    weights = rng.choice([0.0, 0.5, 1.0, 2.0], size=n)
+    alive = rng.random(C) > 0.1
+    old = random_table(rng, C, G)
+    keys = np.full((C, capacity), -1, np.int32)
+    sums = np.zeros((C, capacity))
+    counts = np.zeros((C, capacity))
+    tally_into(best, cand, gap, n_cand, weights, keys, sums, counts)
+    new = choose_neighbours(keys, sums, counts, old, alive)
+    expected = ref.neighbour_table(best, pairs, weights, old, alive, capacity)
+    np.testing.assert_array_equal(new, expected)
+    assert (new[:, 0] == np.arange(C)).all()
+    assert all(len(set(row)) == G for row in new)
+
+
+def test_scores_sum_in_any_grouping():
+    """Folded tables do not depend on how chunks are grouped."""
+    rng = np.random.default_rng(5)
+    C, width = 10, 4
+    parts = []
+    for _ in range(6):
+        n = 40
+        best = rng.integers(C, size=n).astype(np.int32)
+        cand = np.array([rng.permutation(np.delete(np.arange(C), b))[:width] for b in best],
+                        np.int32)
+        gap = rng.exponential(size=(n, width))
+        parts.append(NeighbourScores.from_chunk(C, C, best, cand, gap,
+                                                np.full(n, width, np.int32), np.ones(n)))
+    left = sum(parts[1:], parts[0])
+    right = parts[0] + (parts[1] + parts[2]) + (parts[3] + (parts[4] + parts[5]))
+    for a, b in zip(left.folded(), right.folded()):
+        np.testing.assert_allclose(a, b, rtol=1e-13)
+
+
+def test_initial_table_holds_each_component_first():
+    rng = np.random.default_rng(2)
+    mixture = random_mixture(rng, 30, 4, "diag")
+    table = initial_table(mixture, 5)
+    assert (table[:, 0] == np.arange(30)).all()
+    assert all(len(set(row)) == 5 for row in table)
+    # the neighbours are the components under which c's mean is most probable
+    for c in range(30):
+        l = mixture.log_joint(mixture.means[c : c + 1])[0]
+        l[c] = -np.inf
+        assert set(table[c, 1:]) == set(np.argsort(-l, kind="stable")[:4])
+
+
+# ------------------------------------------------- G = C is the exhaustive search
+@pytest.mark.parametrize("cov_type", TYPES)
+@pytest.mark.parametrize("n_active", [1, 3])
+def test_neighbourhood_with_all_neighbours_is_exhaustive(cov_type, n_active):
+    from .test_free_energy import make_data
+
+    X = make_data(11, 300, 3, 5, "blobs", False)
+    C = 6
+    kw = dict(n_components=C, n_active=n_active, covariance_type=cov_type, random_state=0,
+              max_iter=15, tol=0)
+    exhaustive = TruncatedGaussianMixture(**kw).fit(X)
+    search = TruncatedGaussianMixture(search="neighbourhood", n_neighbors=C, n_random=0,
+                                      swaps=0, **kw).fit(X)
+    assert search.n_iter_ == exhaustive.n_iter_
+    np.testing.assert_allclose(search.free_energy_history_, exhaustive.free_energy_history_,
+                               rtol=1e-10)
+    np.testing.assert_allclose(search.means_, exhaustive.means_, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(search.weights_, exhaustive.weights_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(search.covariances_, exhaustive.covariances_, rtol=1e-9,
+                               atol=1e-12)
+    np.testing.assert_array_equal(search.predict(X), exhaustive.predict(X))
+
+
+def test_kmeans_with_all_neighbours_is_lloyd():
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(500, 4, centers=8, random_state=1)
+    ours = KMeans(8, random_state=3, search="neighbourhood", n_neighbors=8, n_random=0,
+                  swaps=0, tol=0).fit(X)
+    exhaustive = KMeans(8, random_state=3, tol=0).fit(X)
+    np.testing.assert_array_equal(ours.labels_, exhaustive.labels_)
+    np.testing.assert_allclose(ours.cluster_centers_, exhaustive.cluster_centers_, rtol=1e-10)
+    assert ours.n_iter_ == exhaustive.n_iter_
+    np.testing.assert_allclose(ours.inertia_, exhaustive.inertia_, rtol=1e-10)
+
+
+# ----------------------------------------------------------- free energy, counts
+@pytest.mark.parametrize("cov_type", TYPES)
+@pytest.mark.parametrize("weights", ["equal", "learned"])
+@settings(max_examples=12, **SETTINGS)
+@given(data=st.data())
+def test_free_energy_never_decreases(cov_type, weights, data):
+    X, w, C, seed = data.draw(problems(min_components=3, weighted=data.draw(st.booleans())))
+    n_active = data.draw(st.integers(1, C - 1))
+    G = data.draw(st.integers(1, C))
+    E = data.draw(st.integers(0, 2))
+    chunk = data.draw(st.sampled_from([None, 17]))
+    est = TruncatedGaussianMixture(
+        C, n_active=n_active, covariance_type=cov_type, weights=weights, search="neighbourhood",
+        n_neighbors=G, n_random=E, random_state=seed % 2**31, max_iter=30, tol=1e-8,
+        chunk_size=chunk,
+    ).fit(X, sample_weight=w)
+    assert_monotone(est.free_energy_history_)
+    assert np.isfinite(est.means_).all()
+
+
+@settings(max_examples=15, **SETTINGS)
+@given(data=st.data())
+def test_kmeans_free_energy_never_decreases(data):
+    X, w, C, seed = data.draw(problems(min_components=2, weighted=data.draw(st.booleans())))
+    est = KMeans(C, search="neighbourhood", n_neighbors=data.draw(st.integers(1, 3)),
+                 n_random=data.draw(st.integers(0, 2)), random_state=seed % 2**31,
+                 init=data.draw(st.sampled_from(["k-means++", "afk-mc2", "random"])),
+                 tol=0, max_iter=30).fit(X, sample_weight=w)
+    assert_monotone(est.free_energy_history_)
+
+
+def test_evaluations_do_not_grow_with_the_number_of_clusters():
+    """After the seeded first pass, each point scores at most C' G + E + C' components."""
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(3000, 5, centers=40, random_state=0)
+    per_iteration = {}
+    for C in (20, 80):
+        est = KMeans(C, search="neighbourhood", n_neighbors=4, n_random=1, random_state=0,
+                     max_iter=6, tol=0).fit(X)
+        evals = [r.n_evals for r in est.history_]
+        # first pass: the initial table (C^2 means scored), then every point
+        assert evals[0] == C * C + sum(1 for _ in X) * min(C, 4 + 1)
+        assert all(e <= len(X) * (4 + 1) for e in evals[1:])
+        per_iteration[C] = evals[1:]
+    exhaustive = KMeans(80, random_state=0, max_iter=6, tol=0).fit(X)
+    assert all(r.n_evals == len(X) * 80 for r in exhaustive.history_)
+    assert max(per_iteration[80]) <= max(per_iteration[20])
+
+
+def test_result_does_not_depend_on_chunking():
+    from .test_free_energy import make_data
+
+    X = make_data(4, 500, 3, 8, "blobs", False)
+    kw = dict(n_components=10, n_active=2, search="neighbourhood", n_neighbors=3, n_random=2,
+              random_state=1, max_iter=10, tol=0)
+    a = TruncatedGaussianMixture(**kw).fit(X)
+    b = TruncatedGaussianMixture(chunk_size=37, **kw).fit(X)
+    np.testing.assert_allclose(a.free_energy_history_, b.free_energy_history_, rtol=1e-12)
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-11, atol=1e-12)
+
+
+def test_search_finds_the_clusters_of_separated_blobs():
+    """Locally optimal, but on well-separated blobs the search matches Lloyd."""
+    from sklearn.datasets import make_blobs
+    from sklearn.metrics import adjusted_rand_score
+
+    X, y = make_blobs(4000, 8, centers=50, random_state=2, cluster_std=0.5)
+    exhaustive = KMeans(50, random_state=0).fit(X)
+    search = KMeans(50, random_state=0, search="neighbourhood").fit(X)
+    assert search.inertia_ <= 1.01 * exhaustive.inertia_
+    assert adjusted_rand_score(exhaustive.labels_, search.labels_) > 0.99
+
+
+def test_relocated_component_gets_a_neighbourhood():
+    from truncmix.mstep import MStepReport
+
+    rng = np.random.default_rng(0)
+    mixture = random_mixture(rng, 12, 2, "isotropic", learned=False)
+    step = Neighbourhood(1, n_neighbors=3)
+    step.start_fit(mixture, np.random.RandomState(0))
+    step.after_m_step(mixture, MStepReport(1, (4,), (), 0))
+    assert step.table[4, 0] == 4
+    for c in step.table[4, 1:]:
+        assert 4 in step.table[c]
+
+
+# ------------------------------------------------------------------ swap moves
+def two_in_one_start():
+    """Four separated blobs; the start puts two means in blob 0 and none in blob 3."""
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0], [20.0, 20.0]])
+    y = np.repeat(np.arange(4), 150)
+    X = centres[y] + rng.normal(size=(600, 2))
+    init = np.array([[-0.5, 0.0], [0.5, 0.0], [20.0, 0.0], [0.0, 20.0]])
+    return X, y, init
+
+
+def test_swaps_repair_what_local_search_cannot():
+    from sklearn.metrics import adjusted_rand_score
+
+    X, y, init = two_in_one_start()
+    stuck = KMeans(4, init=init, search="neighbourhood", swaps=0, n_random=0).fit(X)
+    lloyd = KMeans(4, init=init).fit(X)
+    repaired = KMeans(4, init=init, search="neighbourhood", n_random=0).fit(X)
+    assert adjusted_rand_score(y, stuck.labels_) < 0.9
+    assert adjusted_rand_score(y, lloyd.labels_) < 0.9
+    assert adjusted_rand_score(y, repaired.labels_) == 1.0
+    assert sum(r.n_swapped for r in repaired.history_) >= 1
+    assert repaired.inertia_ < 0.5 * lloyd.inertia_
+    assert_monotone(repaired.free_energy_history_)
+    assert repaired.converged_
+
+
+def test_a_swap_raises_the_exactly_recomputed_free_energy():
+    from truncmix.backends import InMemory
+    from truncmix.em import e_pass
+    from truncmix.moves import swap_moves
+    from truncmix.model.covariance import Isotropic
+
+    X, _, init = two_in_one_start()
+    backend = InMemory(X, np.ones(len(X)), np.zeros(2))
+    mixture = Mixture.with_equal_weights(init, Isotropic(2.0, 4, 2))
+    step = Neighbourhood(1, n_neighbors=2, n_random=0)
+    backend.allocate_state((len(X), 1))
+    backend.state[:, 0] = np.argmin(((X[:, None] - init[None]) ** 2).sum(-1), axis=1)
+    step.start_fit(mixture, np.random.RandomState(0))
+    stats = e_pass(backend, step, mixture)
+
+    def free_energy(mix, labels):  # float64 recomputation from the definition
+        return float(mix.log_joint(X)[np.arange(len(X)), labels].sum())
+
+    before = free_energy(mixture, backend.state[:, 0].copy())
+    np.testing.assert_allclose(before, stats.free_energy, rtol=1e-12)
+    moved, n = swap_moves(backend, mixture, stats.extra, 4, on_move=step.moved)
+    assert n == 1
+    after = free_energy(moved, backend.state[:, 0])
+    assert after > before
+    # one of the two means in blob 0 went to the empty blob (3)
+    assert np.min(((moved.means - [20.0, 20.0]) ** 2).sum(-1)) < 25.0
+
+
+# ----------------------------------------------------------------- seedings
+def test_afk_mc2_seeds_are_rows_and_cover_separated_clusters():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=100.0, size=(5, 3))
+    X = np.concatenate([c + rng.normal(size=(200, 3)) for c in centres])
+    seeds = afk_mc2(X, np.ones(len(X)), 5, np.random.RandomState(1), chain=50)
+    rows = {tuple(r) for r in X}
+    assert all(tuple(s) in rows for s in seeds)
+    nearest = np.argmin(((seeds[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+    assert len(set(nearest)) == 5
+    again = afk_mc2(X, np.ones(len(X)), 5, np.random.RandomState(1), chain=50)
+    np.testing.assert_array_equal(seeds, again)
+
+
+def test_seeding_kernels_equal_numpy_twins():
+    from truncmix.kernels.seeding import afk_mc2_chains, greedy_kmeans_pp
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 3)) + rng.integers(0, 5, size=(300, 1)) * 6.0
+    X -= X.mean(axis=0)
+    w = rng.uniform(0.5, 2.0, size=300)
+    uniforms = rng.random((9, 4))
+    got = greedy_kmeans_pp(X.astype(np.float32), w, 10, 4, 0.3, uniforms)
+    want = ref.greedy_kmeans_pp(X.astype(np.float32), w, 10, 4, 0.3, uniforms)
+    np.testing.assert_array_equal(got, want)
+    q = rng.random(300)
+    q /= q.sum()
+    proposals = rng.integers(0, 300, size=(9, 6))
+    uniforms = rng.random((9, 6))
+    np.testing.assert_array_equal(afk_mc2_chains(X, w, q, 5, proposals, uniforms),
+                                  ref.afk_mc2_chains(X, w, q, 5, proposals, uniforms))
+
+
+def test_lightweight_coreset_is_unbiased():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20000, 3)) * [1.0, 5.0, 0.2] + [3.0, 0.0, -1.0]
+    w = rng.uniform(0.5, 2.0, size=len(X))
+    rows, cw = lightweight_coreset(X, w, 4000, np.random.RandomState(0))
+    assert rows.shape == (4000,) and (np.diff(rows) >= 0).all()
+    # weighted sums over the coreset estimate those over the data
+    np.testing.assert_allclose(cw.sum(), w.sum(), rtol=0.03)
+    np.testing.assert_allclose(cw @ X[rows] / cw.sum(), w @ X / w.sum(), atol=0.1)
+
+
+def test_coreset_seeding_reaches_the_same_clustering():
+    from sklearn.datasets import make_blobs
+    from sklearn.metrics import adjusted_rand_score
+
+    X, y = make_blobs(5000, 4, centers=10, random_state=3, cluster_std=0.4)
+    est = KMeans(10, random_state=0, coreset_size=500, search="neighbourhood").fit(X)
+    assert adjusted_rand_score(y, est.labels_) > 0.95
+
+
+def test_bad_search_parameters_are_refused():
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    with pytest.raises(ValueError, match="search"):
+        KMeans(3, search="nearby").fit(X)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        KMeans(3, search="neighbourhood", n_neighbors=0).fit(X)
+    with pytest.raises(ValueError, match="n_random"):
+        TruncatedGaussianMixture(3, n_active=1, search="neighbourhood", n_random=-1).fit(X)
