@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mmap
 from dataclasses import dataclass
 
 import numpy as np
@@ -218,32 +217,10 @@ class FitData:
 
 
 def labelled_finish(run, backend, mixture, labels):
-    """``run.finish`` on an in-process backend, writing each point's label into ``labels``."""
+    """``run.finish`` on an in-process backend, writing each point's label into ``labels``
+    (an ndarray, or anything taking ``labels[start:stop] = values``)."""
 
     def collect(chunk, res):
-        part = labels[chunk.start : chunk.start + chunk.X.shape[0]]
-        part[...] = res.labels
-        drop_pages(part)
+        labels[chunk.start : chunk.start + chunk.X.shape[0]] = res.labels
 
     return run.finish(backend=backend, mixture=mixture, on_chunk=collect)
-
-
-def drop_pages(view):
-    """Release the resident pages of a contiguous slice of a ``numpy.memmap``.
-
-    The data stays in the file (shared mappings only; copy-on-write ones are
-    left alone); reading it again faults it back in. Without this the pages of
-    a file read once would all count in the process's resident size.
-    """
-    if not (isinstance(view, np.memmap) and view.flags.c_contiguous and view.nbytes):
-        return
-    mm = getattr(view, "_mmap", None)
-    if mm is None or view.mode == "c" or not hasattr(mm, "madvise"):
-        return
-    base = np.frombuffer(mm, dtype=np.uint8).__array_interface__["data"][0]
-    pos = view.__array_interface__["data"][0] - base
-    first = pos - pos % mmap.PAGESIZE
-    end = min(len(mm), pos + view.nbytes)
-    # shared mapping: written pages stay in the page cache and reach the file
-    # from there, so dropping them from this process loses nothing
-    mm.madvise(mmap.MADV_DONTNEED, first, end - first)

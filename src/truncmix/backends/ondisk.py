@@ -13,12 +13,13 @@ and :class:`ParquetSource` are the ones provided.
 
 from __future__ import annotations
 
+import mmap
 import os
 import tempfile
 
 import numpy as np
 
-from .base import (Chunk, FirstPass, FitData, draw_positions, drop_pages, moment_rows,
+from .base import (Chunk, FirstPass, FitData, draw_positions, moment_rows,
                    pick_rows, rows_per_chunk, seed_draws)
 
 #: per-point arrays (K, labels, predictions) larger than this many bytes are
@@ -54,6 +55,65 @@ class ArraySource:
             # the reader is done with the block: let its pages go, so the
             # resident size stays one chunk whatever N is
             drop_pages(rows_view)
+
+
+class NpyFile:
+    """Rows of a C-ordered ``.npy`` file (or a whole-file ``numpy.memmap``), read with ``pread``.
+
+    Plain file reads go through the page cache without mapping the file into
+    the process, so nothing of the file counts in its resident size.
+
+    Parameters
+    ----------
+    path : str
+    offset : int
+        Byte offset of the first row in the file.
+    shape : (N, D)
+    dtype : numpy dtype
+    """
+
+    def __init__(self, path, offset, shape, dtype):
+        self.path, self.offset = os.fspath(path), int(offset)
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+
+    @classmethod
+    def open(cls, path):
+        """The source of a ``.npy`` file, from its header."""
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read(f)
+            offset = f.tell()
+        if fortran and len(shape) > 1:
+            raise ValueError(f"{path!r} is Fortran-ordered; out-of-core reading needs C order "
+                             "(np.save(path, np.ascontiguousarray(X)))")
+        if dtype.hasobject:
+            raise ValueError(f"{path!r} holds Python objects")
+        return cls(path, offset, shape, dtype)
+
+    def blocks(self, rows):
+        """Yield consecutive blocks of at most ``rows`` rows, each a fresh array."""
+        row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for start in range(0, self.shape[0], rows):
+                out = np.empty((min(rows, self.shape[0] - start), *self.shape[1:]), self.dtype)
+                _pread_into(fd, out, self.offset + start * row_bytes)
+                yield out
+        finally:
+            os.close(fd)
+
+
+def _pread_into(fd, out, offset):
+    view = memoryview(out).cast("B")
+    done = 0
+    while done < len(view):
+        n = os.preadv(fd, [view[done:]], offset + done)
+        if n <= 0:
+            raise OSError(f"unexpected end of file at byte {offset + done}")
+        done += n
 
 
 class ParquetSource:
@@ -104,12 +164,17 @@ def as_chunk_source(X):
     if isinstance(X, (str, os.PathLike)):
         path = os.fspath(X)
         if path.endswith(".npy"):
-            return ArraySource(np.load(path, mmap_mode="r"))
+            return NpyFile.open(path)
         if path.endswith((".parquet", ".pq")):
             return ParquetSource(path)
         raise ValueError(f"cannot read {path!r}: expected a .npy or .parquet file")
     if isinstance(X, np.memmap):
-        return ArraySource(X) if X.nbytes >= OUT_OF_CORE_MIN_BYTES else None
+        if X.nbytes < OUT_OF_CORE_MIN_BYTES:
+            return None
+        if isinstance(X.base, mmap.mmap) and X.flags.c_contiguous and X.filename:
+            # the whole mapping, as opened: read the file itself
+            return NpyFile(X.filename, X.offset, X.shape, X.dtype)
+        return ArraySource(X)
     if hasattr(X, "blocks") and hasattr(X, "shape") and hasattr(X, "dtype"):
         return X
     if type(X).__module__.split(".")[0] in ("h5py", "zarr"):
@@ -148,25 +213,95 @@ def iter_rows(source, step):
 
 
 # ------------------------------------------------------------- spilled state
-def spill_array(shape, dtype, fill=None, budget=None):
-    """An array of ``shape``: in memory when small, else a memory-mapped temporary file.
+#: bytes before a released slice that are released too: reading the next slice
+#: maps the page-cache pages around a fault (64 KiB on Linux by default), which
+#: brings back the tail of the slice released just before
+FAULT_AROUND_MARGIN = 256 * 2**10
 
-    The file is unlinked at once; it lives as long as the mapping (the array),
-    so nothing is left behind whatever happens to the fit.
+
+def drop_pages(view):
+    """Release the resident pages of a contiguous slice of a ``numpy.memmap``.
+
+    The data stays in the file (shared mappings only; copy-on-write ones are
+    left alone); reading it again faults it back in. Without this the pages of
+    a file read once would all count in the process's resident size. Pages up
+    to :data:`FAULT_AROUND_MARGIN` before the slice go too (callers walk their
+    arrays forwards, so those belong to slices they are done with).
+    """
+    if not (isinstance(view, np.memmap) and view.flags.c_contiguous and view.nbytes):
+        return
+    mm = getattr(view, "_mmap", None)
+    if mm is None or view.mode == "c" or not hasattr(mm, "madvise"):
+        return
+    base = np.frombuffer(mm, dtype=np.uint8).__array_interface__["data"][0]
+    pos = view.__array_interface__["data"][0] - base
+    first = max(0, pos - FAULT_AROUND_MARGIN)
+    first -= first % mmap.PAGESIZE
+    end = min(len(mm), pos + view.nbytes)
+    # shared mapping: written pages stay in the page cache and reach the file
+    # from there, so dropping them from this process loses nothing
+    mm.madvise(mmap.MADV_DONTNEED, first, end - first)
+
+
+class SpillFile:
+    """A per-point array in an unlinked temporary file, read and written by rows.
+
+    While the fit runs, rows go through ``pread``/``pwrite`` (page cache only,
+    nothing mapped into the process); :meth:`array` maps the finished file as
+    a ``numpy.memmap`` for the caller. The file has no name: it disappears with
+    the last reference to it, whatever happens to the fit.
+    """
+
+    def __init__(self, shape, dtype, fill=None):
+        self.shape, self.dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self.file = tempfile.TemporaryFile(prefix="truncmix-state-")
+        self.file.truncate(self.shape[0] * self.row_bytes)
+        if fill is not None:
+            step = max(1, FILL_ROWS_BYTES // max(1, self.row_bytes))
+            block = np.full((min(step, self.shape[0]), *self.shape[1:]), fill, self.dtype)
+            for s in range(0, self.shape[0], step):
+                self.write(s, block[: min(step, self.shape[0] - s)])
+
+    def read(self, start, stop):
+        """Rows ``start:stop`` as a fresh array."""
+        out = np.empty((stop - start, *self.shape[1:]), self.dtype)
+        _pread_into(self.file.fileno(), out, start * self.row_bytes)
+        return out
+
+    def write(self, start, values):
+        """Write ``values`` as the rows from ``start``."""
+        view = memoryview(np.ascontiguousarray(values, dtype=self.dtype)).cast("B")
+        done, offset = 0, start * self.row_bytes
+        while done < len(view):
+            done += os.pwrite(self.file.fileno(), view[done:], offset + done)
+
+    def __setitem__(self, rows, values):
+        self.write(rows.start, values)
+
+    def __getitem__(self, rows):
+        return self.read(*rows.indices(self.shape[0])[:2])
+
+    def array(self):
+        """The whole array, memory-mapped (the mapping keeps the file alive)."""
+        return np.memmap(self.file, dtype=self.dtype, mode="r+", shape=self.shape)
+
+
+def spill_array(shape, dtype, fill=None, budget=None):
+    """A per-point array: an ndarray when small, else a :class:`SpillFile`.
+
+    Both take ``a[start:stop] = values``; :func:`as_array` gives the result.
     """
     budget = STATE_BUDGET if budget is None else budget
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
     if nbytes <= budget or nbytes == 0:
         return np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
-    with tempfile.TemporaryFile(prefix="truncmix-state-") as f:
-        f.truncate(nbytes)
-        out = np.memmap(f, dtype=dtype, mode="r+", shape=shape)
-    if fill is not None:
-        step = max(1, FILL_ROWS_BYTES // max(1, out[:1].nbytes))
-        for s in range(0, shape[0], step):
-            out[s : s + step] = fill
-            drop_pages(out[s : s + step])
-    return out
+    return SpillFile(shape, dtype, fill)
+
+
+def as_array(a):
+    """An ndarray (a ``numpy.memmap`` for a :class:`SpillFile`)."""
+    return a.array() if isinstance(a, SpillFile) else a
 
 
 # ------------------------------------------------------------------ backend
@@ -198,7 +333,7 @@ class OnDisk:
         return self.source.shape[1]
 
     def allocate_state(self, shape):
-        """Per-point truncated sets (-1: unknown), on disk above :data:`STATE_BUDGET`."""
+        """Per-point truncated sets (-1: unknown), in a :class:`SpillFile` above :data:`STATE_BUDGET`."""
         self.state = None if shape is None else spill_array(shape, np.int32, fill=-1)
 
     def _weights(self, start, stop):
@@ -215,13 +350,14 @@ class OnDisk:
     def chunks(self, n_components):
         """Yield the data as :class:`Chunk` objects, in row order."""
         offset = self.offset.astype(self.source.dtype)
+        spilled = isinstance(self.state, SpillFile)
         for start, block, w in self._blocks(n_components):
             stop = start + block.shape[0]
             X = np.subtract(block, offset, dtype=self.source.dtype)
             K = None if self.state is None else self.state[start:stop]
             yield Chunk(start, X, w, K)
-            if K is not None:
-                drop_pages(K)
+            if spilled:  # the E-step wrote its new sets into the block read
+                self.state.write(start, K)
 
     def moments(self, full=True):
         """Weighted mean and covariance, float64, in one pass that also validates the data.
@@ -282,3 +418,7 @@ class OnDiskData(FitData):
 
     def new_labels(self):
         return spill_array((self.n_samples,), np.int64)
+
+    def final_pass(self, run, mixture, backend):
+        stats, labels = super().final_pass(run, mixture, backend)
+        return stats, as_array(labels)

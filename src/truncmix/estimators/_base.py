@@ -8,9 +8,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import _validation as v
 from ..backends import InMemory, as_chunk_source, is_dask_array
-from ..backends.base import drop_pages, rows_per_chunk
+from ..backends.base import rows_per_chunk
 from ..backends.memory import MemoryData
-from ..backends.ondisk import OnDisk, OnDiskData, check_source, spill_array
+from ..backends.ondisk import OnDisk, OnDiskData, as_array, check_source, spill_array
 from ..em import EMConfig, EMRun
 from ..estep import Exhaustive
 from ..estep.neighbourhood import Neighbourhood, NeighbourScores
@@ -265,10 +265,8 @@ class TruncatedMixtureMixin:
         for chunk in backend.chunks(mixture.n_components):
             if source is not None and not np.isfinite(chunk.X).all():
                 raise ValueError(f"Input X contains NaN or infinity (in rows from {chunk.start})")
-            part = out[chunk.start : chunk.start + chunk.X.shape[0]]
-            part[...] = fn(chunk.X, mixture)
-            drop_pages(part)
-        return out
+            out[chunk.start : chunk.start + chunk.X.shape[0]] = fn(chunk.X, mixture)
+        return as_array(out)
 
     # ------------------------------------------------------------ inference
     def predict(self, X):
