@@ -7,9 +7,10 @@ only when a Dask array is fitted).
 
 from .base import Chunk
 from .memory import InMemory
-from .ondisk import ArraySource, ParquetSource, as_chunk_source
+from .ondisk import ArraySource, NpyFile, ParquetSource, as_chunk_source
 
-__all__ = ["ArraySource", "Chunk", "InMemory", "ParquetSource", "as_chunk_source", "is_dask_array"]
+__all__ = ["ArraySource", "Chunk", "InMemory", "NpyFile", "ParquetSource", "as_chunk_source",
+           "is_dask_array"]
 
 
 def is_dask_array(X):

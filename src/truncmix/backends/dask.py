@@ -70,15 +70,19 @@ def _limit_threads():
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
 
 
-def _block_stats(fn, X, weights, K, start, offset, chunk_size, n_components):
+def _block_stats(fn, X, weights, K, start, offset, chunk_size, n_components, width=None):
     """Run ``fn`` (chunk -> SufficientStats) over one block; return (stats, new K block).
 
     ``fn`` writes each chunk's new truncated sets into ``chunk.K`` (the
     driver's ``update_state``); the chunks here are views of a private copy of
     the block's state, which is returned as the block of the next state. The
-    input block is never written: Dask may need it again to recompute.
+    input block is never written: Dask may need it again to recompute. A
+    missing block with a ``width`` is a fresh one (-1: unknown).
     """
-    K = None if K is None else np.array(K, dtype=np.int32)
+    if K is None:
+        K = None if width is None else np.full((X.shape[0], width), -1, np.int32)
+    else:
+        K = np.array(K, dtype=np.int32)
     n, D = X.shape
     off = offset.astype(X.dtype)
     step = rows_per_chunk(n, D, n_components, chunk_size)
@@ -92,6 +96,27 @@ def _block_stats(fn, X, weights, K, start, offset, chunk_size, n_components):
                           None if K is None else K[s:e])
             total = total + fn(chunk)
     return total, K
+
+
+class BlockState:
+    """The per-point state of a :class:`DaskBackend`: one Delayed block per row block.
+
+    The blocks are persisted on the workers after each pass (None: not made
+    yet, all -1); :meth:`array` is the same state as a Dask array.
+    """
+
+    def __init__(self, shape, blocks):
+        self.shape = tuple(shape)
+        self.blocks = list(blocks)
+
+    def array(self, sizes):
+        """The state as a Dask array of the given row blocks."""
+        k = self.shape[1]
+        return da.concatenate([
+            da.full((int(n), k), -1, dtype=np.int32) if b is None
+            else da.from_delayed(b, shape=(int(n), k), dtype=np.int32)
+            for b, n in zip(self.blocks, sizes)
+        ])
 
 
 class DaskBackend:
@@ -127,9 +152,8 @@ class DaskBackend:
         return self.X.shape[1]
 
     def allocate_state(self, shape):
-        """Per-point truncated sets (-1: unknown) as a Dask array chunked like X."""
-        self.state = None if shape is None else da.full(
-            shape, -1, dtype=np.int32, chunks=(self.X.chunks[0], shape[1]))
+        """Per-point truncated sets (-1: unknown), one block per row block of X."""
+        self.state = None if shape is None else BlockState(shape, [None] * len(self.sizes))
 
     def blocks(self):
         """``(X block, weights block or None, start)`` Delayed triples, in row order."""
@@ -140,11 +164,11 @@ class DaskBackend:
     def map_reduce(self, fn, n_components):
         """Run ``fn`` on every block where it lives; persist the new state; return the sum."""
         fn_key = delayed(fn, pure=False)  # one key: sent once per worker, not once per block
-        ks = ([None] * len(self.sizes) if self.state is None
-              else self.state.to_delayed().ravel())
+        width = None if self.state is None else self.state.shape[1]
+        ks = [None] * len(self.sizes) if self.state is None else self.state.blocks
         parts = [
             delayed(_block_stats, pure=False)(
-                fn_key, x, w, k, start, self.offset, self.chunk_size, n_components)
+                fn_key, x, w, k, start, self.offset, self.chunk_size, n_components, width)
             for (x, w, start), k in zip(self.blocks(), ks)
         ]
         # the first level of the tree takes the statistics out of the (stats, K) pairs
@@ -152,19 +176,16 @@ class DaskBackend:
                           for i in range(0, len(parts), SPLIT_EVERY)])
         if self.state is None:
             return total.compute()
-        k = self.state.shape[1]
-        state = da.concatenate([
-            da.from_delayed(p[1], shape=(int(n), k), dtype=np.int32)
-            for p, n in zip(parts, self.sizes)
-        ])
-        # the state stays on the workers; only the statistics come back
-        self.state, total = dask.persist(state, total)
+        # the state stays on the workers, block by block; only the statistics
+        # come back. No graph optimisation: it would rename (and rerun) tasks.
+        total, *blocks = dask.persist(total, *[p[1] for p in parts], optimize_graph=False)
+        self.state = BlockState(self.state.shape, blocks)
         return total.compute()
 
     def labels(self, estep, mixture):
         """Labels of the last pass: each point's best kept component (a persisted Dask array)."""
         if self.state is not None:
-            return self.state[:, 0].astype(np.int64).persist()
+            return self.state.array(self.sizes)[:, 0].astype(np.int64).persist()
         # every component kept: the label is the argmax of the exact posterior,
         # as in the in-memory final pass
         return map_rows(self.X, lambda x, m: estep.update(x, m, None).labels, mixture,

@@ -2,13 +2,15 @@
 
 Nothing here holds more than one chunk of the data. The per-point state (the
 truncated sets K, and the labels of the final pass) stays in memory while it is
-small and goes to a memory-mapped temporary file above :data:`STATE_BUDGET`.
+small and goes to an unlinked temporary file (:class:`SpillFile`) above
+:data:`STATE_BUDGET`.
 
 A *chunk source* is any object with ``shape`` (N, D), ``dtype`` and a method
 ``blocks(rows)`` that yields the rows in order as 2-D ndarrays of at most
-``rows`` rows each (any sizes; they are re-blocked here). :class:`ArraySource`
-(anything sliceable by rows: ``numpy.memmap``, ``h5py.Dataset``, ``zarr.Array``)
-and :class:`ParquetSource` are the ones provided.
+``rows`` rows each (any sizes; they are re-blocked here). The ones provided:
+:class:`NpyFile` (``.npy`` files and whole-file memory maps, read with
+``pread``), :class:`ArraySource` (anything sliceable by rows: views of memory
+maps, ``h5py.Dataset``, ``zarr.Array``) and :class:`ParquetSource`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .base import (Chunk, FirstPass, FitData, draw_positions, moment_rows,
                    pick_rows, rows_per_chunk, seed_draws)
 
 #: per-point arrays (K, labels, predictions) larger than this many bytes are
-#: kept in a memory-mapped temporary file instead of in memory
+#: kept in a temporary file instead of in memory
 STATE_BUDGET = 32 * 2**20
 
 #: bytes filled at a time in a spilled array (bounds the resident pages)
@@ -31,6 +33,7 @@ FILL_ROWS_BYTES = 16 * 2**20
 
 #: a ``numpy.memmap`` smaller than this is fitted like any in-memory array
 OUT_OF_CORE_MIN_BYTES = 256 * 2**20
+
 
 # ------------------------------------------------------------------ sources
 class ArraySource:
