@@ -8,6 +8,12 @@ threads each), ``blocks_per_worker`` row blocks per worker. Same start
 Per-iteration times by the difference method of the harness, the three runners
 interleaved; the ratio dask / in-memory is the overhead (target: at most
 ``target`` with 2 workers).
+
+Workers start without ``distributed``'s default ``MALLOC_TRIM_THRESHOLD_=65536``
+(``params["malloc_trim"] == "glibc default"``): setting it turns off glibc's
+adaptive mmap threshold, so every chunk-sized temporary of the E-step is a
+fresh mmap and page-faults, which made an iteration about 1.5x slower (see
+docs/scaling.md). ``"distributed default"`` keeps it.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ def run(params, ctx):
         (``"kmeans"``, ``"gmm_diag"``), ``m`` (m1, m2), ``repeats``, ``target``.
     ctx : benchmarks.suites.Context
     """
+    import dask
     import dask.array as da
     import numpy as np
     from distributed import Client, LocalCluster, futures_of, wait
@@ -49,11 +56,15 @@ def run(params, ctx):
     st = data.start(X, C, seed=1)
     m1, m2 = params["m"]
     clients, arrays = {}, {}
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    if params.get("malloc_trim", "glibc default") == "glibc default":
+        environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     try:
         for n_workers in (1, 2):
-            cluster = LocalCluster(n_workers=n_workers, processes=True,
-                                   threads_per_worker=max(1, ctx.threads // n_workers),
-                                   dashboard_address=":0", silence_logs=logging.ERROR)
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+                cluster = LocalCluster(n_workers=n_workers, processes=True,
+                                       threads_per_worker=max(1, ctx.threads // n_workers),
+                                       dashboard_address=":0", silence_logs=logging.ERROR)
             client = Client(cluster, set_as_default=False)
             rows = -(-N // (n_workers * params["blocks_per_worker"]))
             with client.as_current(), warnings.catch_warnings():
@@ -107,7 +118,8 @@ def run(params, ctx):
             cluster.close()
     table = {
         "title": f"Time per iteration, in memory ({ctx.threads} threads) vs Dask LocalCluster "
-                 f"(worker processes; {params['blocks_per_worker']} blocks per worker), "
+                 f"(worker processes; {params['blocks_per_worker']} blocks per worker; worker "
+                 f"malloc trim: {params.get('malloc_trim', 'glibc default')}), "
                  f"N={N:,} D={D} C={C} {dtype.name}, max_iter {m1} and {m2}, tol=0",
         "columns": ["model", "runner", "s / iteration (difference)", "in-loop median",
                     "ratio to in-memory (best)", "median of per-repeat ratios", "notes"],
