@@ -18,6 +18,7 @@ scoring a Dask array.
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import dask
@@ -55,6 +56,17 @@ def tree_sum(parts):
         parts = [delayed(_sum, pure=True)(*parts[i : i + SPLIT_EVERY])
                  for i in range(0, len(parts), SPLIT_EVERY)]
     return parts[0]
+
+
+def _result(persisted):
+    """The value of a persisted Delayed: straight from its future on a cluster
+    (no second graph to submit), else computed."""
+    futures = []
+    if "distributed" in sys.modules:
+        from distributed import futures_of
+
+        futures = futures_of(persisted)
+    return futures[0].result() if len(futures) == 1 else persisted.compute()
 
 
 def _limit_threads():
@@ -180,7 +192,7 @@ class DaskBackend:
         # come back. No graph optimisation: it would rename (and rerun) tasks.
         total, *blocks = dask.persist(total, *[p[1] for p in parts], optimize_graph=False)
         self.state = BlockState(self.state.shape, blocks)
-        return total.compute()
+        return _result(total)
 
     def labels(self, estep, mixture):
         """Labels of the last pass: each point's best kept component (a persisted Dask array)."""
