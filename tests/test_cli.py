@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import termios
+import time
 
 import numpy as np
 import pytest
@@ -226,9 +227,17 @@ def _run_on_tty(args, cwd):
     proc = subprocess.Popen([sys.executable, "-m", "truncmix", *map(str, args)], cwd=cwd, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=slave)
     os.close(slave)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([master], [], [], 120)
+    shown = read_pty(master)
+    os.close(master)
+    return proc.wait(timeout=120), shown
+
+
+def read_pty(master, until=(), timeout=120):
+    """What a pseudo-terminal shows until one of the strings ``until`` appears, its writer
+    exits, or ``timeout``."""
+    text, deadline = b"", time.monotonic() + timeout
+    while not any(u.encode() in text for u in until):
+        ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
         if not ready:
             break
         try:
@@ -237,9 +246,8 @@ def _run_on_tty(args, cwd):
             break
         if not data:
             break
-        chunks.append(data)
-    os.close(master)
-    return proc.wait(timeout=120), b"".join(chunks).decode("utf-8", "replace")
+        text += data
+    return text.decode("utf-8", "replace")
 
 
 def test_progress_on_a_terminal_only(work):

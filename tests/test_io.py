@@ -245,6 +245,11 @@ def test_gzipped_tsv_by_hand(tmp_path):
     ("a,b\n1,2\n3,nan\n", "row 1, column b"),
     ("a,species\n1,setosa\n", "--columns"),
     ("", "empty"),
+    ("1,2\n3,4\n5,6,7\n", "number of columns changed from 2 to 3"),
+    ("a,b,c\n1,2\n", "header row has 3 fields but the data rows have 2"),
+    ("a,b\n1,2\n3,\n", "an empty field is a missing value: --missing drop"),
+    ("a,b\n", r"no data \(shape"),
+    ("a;b\n1;2\n", "not a numeric table"),
 ])
 def test_bad_text_files(content, message, tmp_path):
     p = tmp_path / "bad.csv"

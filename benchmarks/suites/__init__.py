@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 #: the benchmark names accepted by ``--only``, in run order
-NAMES = ("kmeans", "gmm", "truncated", "memory", "quality", "sublinear", "outofcore", "dask")
+NAMES = ("kmeans", "gmm", "truncated", "memory", "quality", "sublinear", "sublinear_em",
+         "outofcore", "dask")
 
 FULL_SHAPES = [(100_000, 32, 100), (100_000, 64, 1_000), (1_000_000, 16, 100)]
 
@@ -32,10 +33,10 @@ SUITES = {
                        timeout=300),
         "quality": dict(max_n=5_000, n_init=3, seed=0, test_fraction=0.2),
         "sublinear": dict(blobs=[(20_000, 16, 200)], birch1=False, seed=0, coreset_factor=5,
-                          max_iter=64, faiss_niter=30, elkan_max_bytes=2**31, goals={},
-                          gmm=(10_000, 16, 100), gmm_max_iter=30,
-                          scaling_shape=(20_000, 16), scaling_components=[100, 400],
-                          scaling_iter=6),
+                          max_iter=64, faiss_niter=30, elkan_max_bytes=2**31, goals={}),
+        "sublinear_em": dict(seed=0, coreset_factor=5, gmm=(10_000, 16, 100), gmm_max_iter=30,
+                             scaling_shape=(20_000, 16), scaling_components=[100, 400],
+                             scaling_iter=6),
         "outofcore": dict(shape=(1_000_000, 32, 100), dtype="float32", max_iter=3,
                           target_mb=400, timeout=600),
         "dask": dict(shape=(200_000, 32, 100), dtype="float32", blocks_per_worker=4,
@@ -56,11 +57,11 @@ SUITES = {
         # issue 4: blobs 200k x 64 at C = 1 000 and 4 000, birch1, and C = 10 000
         "sublinear": dict(blobs=[(200_000, 64, 1_000), (200_000, 64, 4_000),
                                  (200_000, 32, 10_000)],
-                          birch1=True, seed=0, coreset_factor=5, max_iter=256, faiss_niter=50,
-                          elkan_max_bytes=4 * 2**30, goals={"1000": 10.0, "4000": 30.0},
-                          gmm=(100_000, 32, 1_000), gmm_max_iter=100,
-                          scaling_shape=(200_000, 64),
-                          scaling_components=[1_000, 2_000, 4_000, 8_000], scaling_iter=8),
+                          birch1=True, seed=0, coreset_factor=2, max_iter=256, faiss_niter=50,
+                          elkan_max_bytes=4 * 2**30, goals={"1000": 10.0, "4000": 30.0}),
+        "sublinear_em": dict(seed=0, coreset_factor=2, gmm=(100_000, 32, 1_000),
+                             gmm_max_iter=100, scaling_shape=(200_000, 64),
+                             scaling_components=[1_000, 2_000, 4_000, 8_000], scaling_iter=8),
         # issue 6: a 1.28 GB file, written once under /tmp
         "outofcore": dict(shape=(10_000_000, 32, 100), dtype="float32", max_iter=3,
                           target_mb=400, timeout=3600),

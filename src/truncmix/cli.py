@@ -1,8 +1,9 @@
 """The ``truncmix`` command: fit, predict, score, sample, info, select, plot, demo.
 
 Errors are one line on stderr naming the file and the problem; the exit code
-is 2 for usage and input errors, 1 when a fit fails, 130 on Ctrl-C. ``--debug``
-shows the traceback instead. A progress bar (tqdm if installed, else plain
+is 2 for usage and input errors, 1 when a fit fails, 130 on Ctrl-C (``fit``
+first saves the model of the last completed M-step). ``--debug`` shows the
+traceback instead. A progress bar (tqdm if installed, else plain
 lines) goes to stderr when it is a terminal, unless ``--quiet``; ``--json``
 prints a machine-readable result on stdout.
 
@@ -40,24 +41,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ------------------------------------------------------------------- helpers
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {value}")
-    return value
+def _integer_at_least(low, name):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {name} integer; got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a {name} integer; got {value}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {value}")
-    return value
+_positive_int = _integer_at_least(1, "positive")
+_non_negative_int = _integer_at_least(0, "non-negative")
 
 
 def _active(text):
@@ -89,11 +87,30 @@ def _json_default(obj):
 
 
 def _read(args, path=None):
+    """The data file; with ``--missing drop``, rows with missing values are dropped (and said so)."""
     from .io import read_data
 
     path = args.data if path is None else path
     header = getattr(args, "header", None)
-    return read_data(path, columns=getattr(args, "columns", None), header=header)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        X, names = read_data(path, columns=getattr(args, "columns", None), header=header,
+                             missing=getattr(args, "missing", "raise"))
+    _show_warnings(args, caught)
+    args.n_dropped = sum(getattr(w.message, "n_dropped", 0) for w in caught)
+    return X, names
+
+
+def _show_warnings(args, caught):
+    """Each distinct warning as one line on stderr (unless --quiet)."""
+    if getattr(args, "quiet", False):
+        return
+    seen = set()
+    for w in caught:
+        msg = str(w.message).splitlines()[0]
+        if msg not in seen:
+            seen.add(msg)
+            print(f"truncmix: warning: {msg}", file=sys.stderr)
 
 
 def _load(path):
@@ -225,8 +242,9 @@ class Progress:
                 width = os.get_terminal_size(sys.stderr.fileno()).columns
             except (OSError, ValueError):
                 width = 0
-            # a terminal that reports no width would get an empty bar: assume 80
-            size = {"dynamic_ncols": True} if width > 0 else {"ncols": 80}
+            # a terminal that reports no size (0 x 0) would get no bar at all (tqdm
+            # hides bars below the last row): assume 80 x 24
+            size = {"dynamic_ncols": True} if width > 0 else {"ncols": 80, "nrows": 24}
             self.bar = self._tqdm(total=self.max_iter, desc=self._desc(), unit="it",
                                   file=sys.stderr, leave=False, **size)
 
@@ -242,8 +260,14 @@ def _progress_enabled(args):
 
 
 def _fit_model(args, model, X, label="fit"):
-    """Fit with progress; warnings become one line each; errors become CLIError(code 1)."""
+    """Fit with progress; warnings become one line each; errors become CLIError(code 1).
+
+    Returns ``(seconds, interrupted)``: a Ctrl-C during the fit leaves the model
+    with the parameters of the last completed M-step and ``interrupted`` True.
+    """
     import numpy as np
+
+    from .exceptions import FitInterruptedWarning
 
     progress = Progress(X.shape[0], model.max_iter, model.n_init, _progress_enabled(args), label)
     model._progress = progress
@@ -260,14 +284,8 @@ def _fit_model(args, model, X, label="fit"):
         progress.close()
         del model._progress
     seconds = time.perf_counter() - t0
-    if not args.quiet:
-        seen = set()
-        for w in caught:
-            msg = str(w.message).splitlines()[0]
-            if msg not in seen:
-                seen.add(msg)
-                print(f"truncmix: warning: {msg}", file=sys.stderr)
-    return seconds
+    _show_warnings(args, caught)
+    return seconds, any(issubclass(w.category, FitInterruptedWarning) for w in caught)
 
 
 def _estimator(args, n):
@@ -318,11 +336,15 @@ def cmd_fit(args):
     model = _estimator(args, args.k)
     if X.shape[0] < args.k:
         raise CLIError(f"{args.data}: {X.shape[0]} rows cannot be split into {args.k} components")
-    seconds = _fit_model(args, model, X)
+    seconds, interrupted = _fit_model(args, model, X)
     output = args.output or os.path.splitext(os.path.basename(_strip_gz(args.data)))[0] + ".tmx"
     meta = {"data": os.path.abspath(args.data), "n_samples": int(X.shape[0]),
-            "n_features": int(X.shape[1]), "columns": names, "fit_seconds": round(seconds, 4)}
+            "n_features": int(X.shape[1]), "columns": names, "fit_seconds": round(seconds, 4),
+            "n_dropped": args.n_dropped, "interrupted": interrupted}
     save(model, output, metadata=meta)
+    if interrupted:
+        print(f"truncmix: interrupted: saved the model of iteration {model.n_iter_} (the last "
+              f"completed M-step) to {output}", file=sys.stderr)
     ll = model.score(X)
     result = {
         "model": output, "class": type(model).__name__, "n_components": _n_components(model),
@@ -331,6 +353,7 @@ def cmd_fit(args):
         "free_energy_per_sample": float(model.lower_bound_), "mean_log_likelihood": ll,
         "bic": float(model.bic(X)), "seconds": seconds,
         "free_energy_history": model.free_energy_history_.tolist(),
+        "n_dropped": args.n_dropped, "interrupted": interrupted,
     }
     _say(args,
          f"fitted {_describe(model)}",
@@ -341,7 +364,7 @@ def cmd_fit(args):
          f"  log-lik       {ll:.6g} per sample   BIC {result['bic']:.6g}",
          f"wrote {output}")
     _emit_json(args, result)
-    return EXIT_OK
+    return EXIT_INTERRUPT if interrupted else EXIT_OK
 
 
 def _strip_gz(path):
@@ -598,6 +621,8 @@ def build_parser():
                    help="runs from different starts; the best is kept (default: 1)")
     g.add_argument("--max-iter", type=_positive_int, metavar="N", help="iteration limit per run")
     g.add_argument("--tol", type=float, help="stop when the free energy per sample changes less")
+    g.add_argument("--missing", choices=("raise", "drop"), default="raise",
+                   help="rows with an empty field, NaN or inf: an error (default) or drop them")
 
     fmt = argparse.RawDescriptionHelpFormatter
     p = _Parser(

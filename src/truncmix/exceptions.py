@@ -21,3 +21,11 @@ class FitInterruptedWarning(UserWarning):
 
 class ModelFileError(ValueError):
     """A model file is missing, corrupt, or not a truncmix model."""
+
+
+class DroppedRowsWarning(UserWarning):
+    """``missing="drop"`` left rows holding NaN or infinite values out; ``n_dropped`` counts them."""
+
+    def __init__(self, message, n_dropped=0):
+        super().__init__(message)
+        self.n_dropped = n_dropped

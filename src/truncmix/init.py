@@ -89,7 +89,11 @@ def greedy_kmeans_pp(X, weights, n_components, random_state):
     # centred, so the expanded distances lose little to rounding in float32
     X32 = np.asarray(X, dtype=np.float32)
     X32 = np.ascontiguousarray(X32 - ((w @ X32) / w.sum()).astype(np.float32))
-    rows = kernel(X32, w, C, trials, first_u, uniforms)
+    from ._threads import single_threaded_blas
+
+    # one small product per step: threads would cost more than they save
+    with single_threaded_blas():
+        rows = kernel(X32, w, C, trials, first_u, uniforms)
     return np.asarray(X[rows], dtype=np.float64)
 
 
@@ -172,30 +176,137 @@ def data_covariance(name, n_components, cov, floor):
     return cls.from_covariances(clipped, n_components, D)
 
 
+#: from this many components on, the first assignment searches through pivots
+PIVOT_MIN_COMPONENTS = 512
+#: pivots probed per point
+PIVOT_PROBES = 3
+
+
 class _NearestSets(EStep):
     """Assignment to the nearest mean that also writes each point's C' nearest
-    means into the per-point state: the first truncated sets of a search."""
+    means into the per-point state: the first truncated sets of a search.
+
+    With many components the C' nearest are found through pivots (see
+    :class:`Pivots`), so that this pass costs O(N sqrt(C) D), not O(N C D);
+    the sets are then approximate, which the search that follows repairs.
+    """
+
+    def __init__(self, n_active, pivots=None):
+        super().__init__(n_active)
+        self.pivots = pivots
+
+    def columns(self, n_components):
+        return n_components if self.pivots is None else self.pivots.width
 
     def update(self, X, mixture, K_prev, start=0, weights=None):
-        res = Exhaustive(self.n_active).update(X, mixture, None)
+        if self.pivots is None:
+            res = Exhaustive(self.n_active).update(X, mixture, None)
+        else:
+            res = self.pivots.nearest(X, mixture, self.n_active)
         K_prev[...] = res.K
         ones = np.ones((X.shape[0], 1))
         return ChunkResult(np.ascontiguousarray(res.K[:, :1]), ones, res.lse, res.n_evals)
 
 
+class Pivots:
+    """Groups of means around ``P = 2 sqrt(C)`` pivot means, for approximate nearest means.
+
+    The pivots are every (C/P)-th mean (k-means++ seeds come spread out, in
+    drawing order); each mean joins the group of its nearest pivot. A point
+    scores the pivots, then the members of its ``PIVOT_PROBES`` nearest
+    pivots' groups: about ``P + 3 C / P`` evaluations instead of C.
+    """
+
+    def __init__(self, mixture):
+        C = mixture.n_components
+        P = int(min(C, max(2, np.ceil(2 * np.sqrt(C)))))
+        self.index = np.unique(np.linspace(0, C - 1, P).astype(np.int64))
+        self.pivots = Mixture.with_equal_weights(
+            mixture.means[self.index], Isotropic(1.0, len(self.index), mixture.n_features))
+        group = Exhaustive(1).update(np.ascontiguousarray(mixture.means), self.pivots, None).K[:, 0]
+        sizes = np.bincount(group, minlength=len(self.index))
+        # long groups are cut (their extra members are found later by the search)
+        width = int(min(sizes.max(), max(8, 3 * C // len(self.index))))
+        self.table = np.empty((len(self.index), width), np.int32)
+        order = np.argsort(group, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        for p in range(len(self.index)):
+            members = order[bounds[p] : bounds[p + 1]][:width]
+            if members.size == 0:
+                members = self.index[p : p + 1]
+            self.table[p] = np.resize(members, width)  # repeats are deduplicated
+        self.width = PIVOT_PROBES * width + len(self.index)
+
+    def nearest(self, X, mixture, k):
+        """Approximate ``Exhaustive(k).update(X, mixture)`` (an isotropic mixture)."""
+        from .kernels.neighbourhood import block_rows, neighbourhood_estep_into
+
+        n, C = X.shape[0], mixture.n_components
+        probes = min(PIVOT_PROBES, len(self.index))
+        near = Exhaustive(probes).update(X, self.pivots, None)
+        K_piv = near.K if near.K is not None else np.argsort(-near.q, axis=1)[:, :probes]
+        form = mixture.covariance.gather_form(mixture.means, mixture.log_weights)
+        width = probes * self.table.shape[1] + 1
+        K = np.empty((n, k), np.int32)
+        q = np.empty((n, k))
+        lse = np.empty(n)
+        cand = np.full((n, width), -1, np.int32)
+        gap = np.empty((n, width))
+        n_cand = np.empty(n, np.int32)
+        neighbourhood_estep_into(
+            np.ascontiguousarray(X), form.M, form.prec, form.cap, np.zeros((1, 1, 1)), form.kind,
+            np.ascontiguousarray(K_piv, dtype=np.int32), self.table, 0, 0, 0, 0, k,
+            block_rows(n), K, q, lse, cand, gap, n_cand,
+        )
+        return ChunkResult(K, q, lse, n * len(self.index) + int(n_cand.sum()))
+
+
+class _GivenSets(EStep):
+    """The assignment a k-means start already made (``labels``, global rows); the
+    per-point state gets each label and its C' - 1 nearest means."""
+
+    def __init__(self, n_active, labels, table):
+        super().__init__(n_active)
+        self.labels = labels
+        self.table = table
+
+    def columns(self, n_components):
+        return 1
+
+    def update(self, X, mixture, K_prev, start=0, weights=None):
+        n = X.shape[0]
+        labels = np.ascontiguousarray(self.labels[start : start + n], dtype=np.int32)
+        if K_prev is not None:
+            K_prev[...] = self.table[labels, : K_prev.shape[1]]
+        return ChunkResult(labels[:, None], np.ones((n, 1)), np.zeros(n), 0)
+
+
 def first_m_step(backend, means, covariance_type, data_cov, *, learned_weights, floor, reg_covar,
-                 seed_state=False):
+                 seed_state=False, labels=None):
     """Weights and covariances about fixed initial ``means`` (driver coordinates).
 
     Every point is assigned to its nearest mean; components that get no point
     keep the data's covariance. With ``seed_state`` the backend's (allocated)
     per-point state receives each point's C' nearest means, so a neighbourhood
-    search starts from them without another exhaustive pass.
+    search starts from them without another exhaustive pass; from
+    ``PIVOT_MIN_COMPONENTS`` components on they are searched through
+    :class:`Pivots` (approximately, in O(N sqrt(C) D)). ``labels`` (one per
+    row, in the backend's order) gives the assignment instead of a search: a
+    k-means start has just made it.
     """
     C = means.shape[0]
     start = Mixture.with_equal_weights(means, data_covariance(covariance_type, C, data_cov, floor))
     nearest = Mixture.with_equal_weights(means, Isotropic(1.0, C, means.shape[1]))
-    estep = _NearestSets(backend.state.shape[1]) if seed_state else Exhaustive(1)
+    if labels is not None:
+        k = backend.state.shape[1] if seed_state else 1
+        from .estep.neighbourhood import initial_table
+
+        estep = _GivenSets(k, labels, initial_table(nearest, min(k, C)))
+    elif seed_state:
+        pivots = Pivots(nearest) if C >= PIVOT_MIN_COMPONENTS else None
+        estep = _NearestSets(backend.state.shape[1], pivots)
+    else:
+        estep = Exhaustive(1)
     stats = e_pass(backend, estep, nearest, update_state=False, moments_of=start.covariance)
     mixture, _ = m_step(
         stats, start, learned_weights=learned_weights, floor=floor, reg_covar=reg_covar,

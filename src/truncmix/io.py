@@ -28,13 +28,15 @@ import io as _io
 import json
 import os
 import tempfile
+import warnings
 import zipfile
+import zlib
 from dataclasses import fields as _dc_fields
 from datetime import datetime, timezone
 
 import numpy as np
 
-from .exceptions import ModelFileError
+from .exceptions import DroppedRowsWarning, ModelFileError
 
 #: the ``format`` string in every model file's header
 FORMAT_NAME = "truncmix-model"
@@ -146,7 +148,7 @@ _ATTRIBUTES = {
         "n_features_in_": "count",
     },
 }
-_OPTIONAL = ("feature_names_in_", "history_")
+_OPTIONAL = ("feature_names_in_", "history_", "n_dropped_")
 _COUNT_PARAM = {"KMeans": "n_clusters", "TruncatedGaussianMixture": "n_components"}
 
 
@@ -235,6 +237,8 @@ def save(model, path, *, metadata=None):
         members["attrs/feature_names_in_.npy"] = _npy_bytes(
             np.asarray(model.feature_names_in_, dtype=str)
         )
+    if hasattr(model, "n_dropped_"):
+        members["attrs/n_dropped_.npy"] = _npy_bytes(np.int64(model.n_dropped_))
     history_fields = None
     if getattr(model, "history_", None):
         history_fields = [f.name for f in _dc_fields(IterationRecord)]
@@ -295,7 +299,7 @@ def _open_model(path):
         raise ModelFileError(f"{path}: is a directory, not a model file")
     try:
         zf = zipfile.ZipFile(path, "r")
-    except (zipfile.BadZipFile, OSError) as exc:
+    except _ZIP_ERRORS as exc:
         raise ModelFileError(f"{path}: not a truncmix model file (not a zip archive: {exc})") from None
     with zf:
         yield zf
@@ -308,9 +312,10 @@ def _header(zf, path):
         raise ModelFileError(f"{path}: not a truncmix model file (no header.json)") from None
     if info.file_size > _MAX_HEADER_BYTES:
         raise ModelFileError(f"{path}: header.json is implausibly large ({info.file_size} bytes)")
+    raw = _member_bytes(zf, info, path)
     try:
-        header = json.loads(zf.read(info).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+        header = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ModelFileError(f"{path}: header.json is not valid JSON ({exc})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{path}: not a truncmix model file (header format is not {FORMAT_NAME!r})")
@@ -321,20 +326,41 @@ def _header(zf, path):
             f"(reads {', '.join(map(str, SUPPORTED_VERSIONS))}); it was written by truncmix "
             f"{header.get('library_version', '?')}"
         )
-    if header.get("class") not in _ATTRIBUTES:
+    if not isinstance(header.get("class"), str) or header["class"] not in _ATTRIBUTES:
         raise ModelFileError(f"{path}: unknown estimator class {header.get('class')!r}")
     if not isinstance(header.get("params"), dict):
         raise ModelFileError(f"{path}: header has no 'params' table")
+    for key in ("array_params", "history_fields"):
+        value = header.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ModelFileError(f"{path}: header entry {key!r} must be a list of names")
+    if not isinstance(header.get("metadata") or {}, dict):
+        raise ModelFileError(f"{path}: header entry 'metadata' must be a table")
     return header
 
 
-def _read_npy(zf, member, path):
+#: what a damaged zip member can raise while it is read: a bad CRC or header,
+#: a corrupt deflate stream, flags claiming encryption or an unknown method
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+               RuntimeError, ValueError)
+
+
+def _member_bytes(zf, member, path):
+    """The bytes of one archive member; a damaged member is a ModelFileError."""
+    name = member.filename if isinstance(member, zipfile.ZipInfo) else member
     try:
-        with zf.open(member) as f:
-            return np.load(f, allow_pickle=False)
+        return zf.read(member)
+    except _ZIP_ERRORS as exc:
+        raise ModelFileError(f"{path}: {name} is corrupt ({exc})") from None
+
+
+def _read_npy(zf, member, path):
+    raw = _member_bytes(zf, member, path)
+    try:
+        return np.load(_io.BytesIO(raw), allow_pickle=False)
     except ValueError as exc:
         raise ModelFileError(f"{path}: {member} is not a plain numeric array ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError) as exc:
         raise ModelFileError(f"{path}: {member} is corrupt ({exc})") from None
 
 
@@ -503,6 +529,8 @@ def _validate_attributes(name, model, attrs, header, path):
         if names.dtype.kind != "U" or names.shape != (D,):
             raise ModelFileError(f"{path}: feature_names_in_ must be {D} strings")
         out["feature_names_in_"] = names.astype(object)
+    if "n_dropped_" in attrs:
+        out["n_dropped_"] = _scalar(attrs["n_dropped_"], "n_dropped_", path, "count")
     if "history_" in attrs:
         out["history_"] = _history(attrs["history_"], header.get("history_fields"), path)
     return out
@@ -522,7 +550,11 @@ def _history(table, fields, path):
         for f, value in zip(fields, row):
             if f not in known:
                 continue
-            kwargs[f] = float(value) if known[f] == "float" else int(value)
+            if known[f] != "float":
+                if not (np.isfinite(value) and value == int(value)):
+                    raise ModelFileError(f"{path}: history_ field {f} must hold integers; got {value!r}")
+                value = int(value)
+            kwargs[f] = float(value) if known[f] == "float" else value
         try:
             records.append(IterationRecord(**kwargs))
         except TypeError as exc:
@@ -591,7 +623,7 @@ def _open_text(path, gz):
     return gzip.open(path, "rt", encoding="utf-8") if gz else open(path, encoding="utf-8")
 
 
-def read_data(path, *, columns=None, header=None, dtype=np.float64):
+def read_data(path, *, columns=None, header=None, dtype=np.float64, missing="raise"):
     """Read a numeric table from ``.npy``, ``.csv``/``.tsv`` (maybe ``.gz``) or ``.parquet``.
 
     Parameters
@@ -604,6 +636,9 @@ def read_data(path, *, columns=None, header=None, dtype=np.float64):
         Whether a text file starts with a header row; None detects it (a first
         row with any non-numeric field is a header).
     dtype : numpy dtype, default=float64
+    missing : {"raise", "drop"}, default="raise"
+        Rows with an empty field, NaN or an infinite value: an error naming the
+        first, or dropped with a :class:`~truncmix.exceptions.DroppedRowsWarning`.
 
     Returns
     -------
@@ -627,7 +662,7 @@ def read_data(path, *, columns=None, header=None, dtype=np.float64):
     if ext == "npy" and not gz:
         X, names = _read_npy_data(path, wanted)
     elif ext in ("csv", "tsv", "txt"):
-        X, names = _read_text(path, gz, "\t" if ext == "tsv" else ",", wanted, header)
+        X, names = _read_text(path, gz, "\t" if ext == "tsv" else ",", wanted, header, missing)
     elif ext == "parquet" and not gz:
         X, names = _read_parquet(path, wanted)
     else:
@@ -648,10 +683,16 @@ def read_data(path, *, columns=None, header=None, dtype=np.float64):
     bad = ~np.isfinite(X)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise DataFileError(
-            f"{path}: {int(bad.sum())} missing, NaN or infinite value(s), first at row {r}, "
-            f"column {names[c] if names else c}"
-        )
+        rows = bad.any(axis=1)
+        where = (f"{int(bad.sum())} missing, NaN or infinite value(s) in {int(rows.sum())} of "
+                 f"{X.shape[0]} rows, first at row {r}, column {names[c] if names else c}")
+        if missing != "drop":
+            raise DataFileError(f"{path}: {where} (--missing drop leaves such rows out)")
+        if rows.all():
+            raise DataFileError(f"{path}: {where}: no complete row is left")
+        warnings.warn(DroppedRowsWarning(f"{path}: dropped the rows with {where}", int(rows.sum())),
+                      stacklevel=2)
+        X = X[~rows]
     return X, names
 
 
@@ -660,7 +701,7 @@ def _read_npy_data(path, wanted):
         X = np.load(path, allow_pickle=False)
     except ValueError as exc:
         raise DataFileError(f"{path}: not a plain numeric .npy array ({exc})") from None
-    except OSError as exc:
+    except (OSError, EOFError) as exc:
         raise DataFileError(f"{path}: cannot read ({exc})") from None
     if X.dtype.kind not in "biuf":
         raise DataFileError(f"{path}: array dtype {X.dtype} is not numeric")
@@ -671,7 +712,13 @@ def _read_npy_data(path, wanted):
     return X, None
 
 
-def _read_text(path, gz, delimiter, wanted, header):
+def _float_or_nan(text):
+    """A text field as a float; an empty field is a missing value (NaN)."""
+    text = text.strip()
+    return float(text) if text else np.nan
+
+
+def _read_text(path, gz, delimiter, wanted, header, missing="raise"):
     try:
         with _open_text(path, gz) as f:
             first = ""
@@ -695,15 +742,25 @@ def _read_text(path, gz, delimiter, wanted, header):
         names = [names[i] for i in usecols]
     skip = _header_row(path, gz) + 1 if header else 0
     try:
-        with _open_text(path, gz) as f:
+        with _open_text(path, gz) as f, warnings.catch_warnings():
+            # a file with no data rows is reported below, not as numpy's warning
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data")
             X = np.loadtxt(f, delimiter=delimiter, skiprows=skip, usecols=usecols, ndmin=2,
-                           dtype=np.float64, comments="#", quotechar='"')
+                           dtype=np.float64, comments="#", quotechar='"',
+                           converters=_float_or_nan if missing == "drop" else None)
     except ValueError as exc:
         msg = str(exc).splitlines()[0]
-        hint = "" if wanted is not None else "; pick numeric columns with --columns"
+        if "string ''" in msg:
+            hint = "; an empty field is a missing value: --missing drop leaves such rows out"
+        else:
+            hint = "" if wanted is not None else "; pick numeric columns with --columns"
         raise DataFileError(f"{path}: not a numeric table ({msg}){hint}") from None
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise DataFileError(f"{path}: cannot read ({exc})") from None
+    if names is not None and X.size and X.shape[1] != len(names):
+        raise DataFileError(
+            f"{path}: the header row has {len(names)} fields but the data rows have {X.shape[1]}"
+        )
     return X, names
 
 

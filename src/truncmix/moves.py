@@ -7,12 +7,13 @@ points are also well explained by other components, and moves its mean onto a
 point p that the model explains badly.
 
 Each swap is applied only if it raises the free energy, computed exactly at the
-current parameters: r's points are handed to their best other component (an
-exhaustive search over those few rows), p is handed to r, whose log-joint at
-p is then its maximum ``cap_r``; every other point keeps its component. So
+current parameters. r's points are handed to the best of r's neighbours; then
+r and p's component k split k's points: a few two-means steps from (mean of k,
+x_p) give new means for both, and each point of k goes to the one that
+explains it better; every other point and mean stays. So
 
-    F(K', Theta') - F(K, Theta) = w_p (cap_r - l_p(k_p))
-                                  - sum_{n in r} w_n (l_n(r) - l_n(best other))
+    F(K', Theta') - F(K, Theta) = sum_{n in k} w_n (max(l'_n(r), l'_n(k)) - l_n(k))
+                                  - sum_{n in r} w_n (l_n(r) - l_n(fallback))
 
 is known before the swap is made, and the chain E-step, M-step, swap, E-step
 never lowers F. The candidates come from the E-step's own summaries (see
@@ -26,8 +27,11 @@ import numpy as np
 
 from .model.mixture import Mixture
 
+#: Lloyd steps of the two-means split a swap makes of its target cluster
+SPLIT_STEPS = 3
 
-def swap_moves(backend, mixture, summaries, max_swaps, on_move=None):
+
+def swap_moves(backend, mixture, summaries, max_swaps, table=None, on_move=None, min_gain=0.0):
     """Make up to ``max_swaps`` free-energy-raising swaps; return the new mixture.
 
     Parameters
@@ -40,9 +44,17 @@ def swap_moves(backend, mixture, summaries, max_swaps, on_move=None):
     summaries : NeighbourScores
         ``removal``, ``worst_lse`` and ``worst_row`` of the last E-step.
     max_swaps : int
+    table : ndarray (C, G) int or None
+        Neighbourhoods (component first). A donor's points fall back to the
+        best of its neighbours, so a swap costs O(points x G x D), not
+        O(points x C x D); small donors search every component, within a
+        budget of N evaluations per round; without a table every donor does.
     on_move : callable or None
-        Called as ``on_move(mixture, r)`` after component r moved (the E-step
-        gives it a neighbourhood at its new place).
+        Called as ``on_move(mixture, r, k)`` after component r moved onto a
+        point of component k (the E-step gives r a neighbourhood there).
+    min_gain : float
+        Smallest rise of the free energy a swap must bring (the fit passes its
+        ``tol`` times the total weight: smaller swaps are not worth an iteration).
 
     Returns
     -------
@@ -70,19 +82,29 @@ def swap_moves(backend, mixture, summaries, max_swaps, on_move=None):
 
     with single_threaded_blas():
         return _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps,
-                           on_move)
+                           table, on_move, min_gain)
 
 
-def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, on_move):
+def _log_joint_with(mixture, X, components):
+    """Log-joints of rows ``X`` under the listed components only, (n, len(components))."""
+    sub = Mixture(mixture.means[components], mixture.log_weights[components],
+                  mixture.covariance.take(components))
+    return sub.log_joint(np.asarray(X))
+
+
+def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, table, on_move,
+                min_gain):
     rows = np.flatnonzero(np.isin(labels, donors))
     rows = rows[np.argsort(labels[rows], kind="stable")]
     sorted_labels = labels[rows]  # a copy: the grouping before any swap
     cap = mixture.log_weights + mixture.covariance.log_norm()
-    used = np.zeros(mixture.n_components, bool)
+    C = mixture.n_components
+    used = np.zeros(C, bool)
     means = mixture.means.copy()
     n_swaps = failures = d = 0
+    budget = labels.shape[0]
     for j in targets:
-        if n_swaps >= max_swaps or failures >= 4 or d >= len(donors):
+        if n_swaps >= max_swaps or failures >= 8 or d >= len(donors):
             break
         p = int(summaries.worst_row[j])
         k_p = int(labels[p])
@@ -94,28 +116,55 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, on
             break
         r = donors[d]
         lo, hi = np.searchsorted(sorted_labels, [r, r + 1])
-        block = mixture.log_joint(np.asarray(X[rows[lo:hi]]))
-        own = block[:, r].copy()
-        block[:, used] = -np.inf  # moved or changed this round: not fallbacks
-        block[:, r] = -np.inf
-        other = np.argmax(block, axis=1)
-        fallback = block[np.arange(hi - lo), other]
-        loss = float(w[rows[lo:hi]] @ (own - fallback)) if hi > lo else 0.0
-        l_p = mixture.log_joint(np.asarray(X[p : p + 1]))[0, k_p]
-        gain = float(w[p] * (cap[r] - l_p))
-        if not (np.isfinite(loss) and gain > loss):
+        # a small donor's points may look at every component (neighbourhoods can
+        # miss a near twin); within a budget of one evaluation per data point
+        if table is None or (hi - lo) * C <= budget:
+            pool = np.arange(C)
+            budget -= (hi - lo) * C
+        else:
+            pool = table[r]
+        # moved or changed this round, or removed (weight zero): not fallbacks
+        pool = np.concatenate(
+            [[r], pool[(pool != r) & ~used[pool] & mixture.alive[pool]]]).astype(np.int64)
+        if pool.size < 2:
             failures += 1
             used[j] = True
             continue
-        means[r] = np.asarray(X[p], dtype=np.float64)
+        block = _log_joint_with(mixture, X[rows[lo:hi]], pool)
+        pick = 1 + np.argmax(block[:, 1:], axis=1)
+        other = pool[pick]
+        loss = float(w[rows[lo:hi]] @ (block[:, 0] - block[np.arange(hi - lo), pick]))
+        # r splits k_p's cluster: two-means on k_p's points (a few Lloyd steps
+        # from k_p's mean and x_p); both means move, and each point of k_p goes
+        # to the one that explains it better (exactly counted)
+        mine = np.flatnonzero(labels == k_p)
+        Xk = np.asarray(X[mine], dtype=np.float64)
+        wk = w[mine]
+        before = _log_joint_with(mixture, Xk, np.array([k_p]))[:, 0]
+        trial = means.copy()
+        trial[r] = Xk[np.searchsorted(mine, p)]
+        for _ in range(SPLIT_STEPS + 1):
+            pair = _log_joint_with(Mixture(trial, mixture.log_weights, mixture.covariance), Xk,
+                                   np.array([r, k_p]))
+            takes = pair[:, 0] > pair[:, 1]
+            if _ == SPLIT_STEPS or not (wk[takes].sum() > 0 and wk[~takes].sum() > 0):
+                break
+            trial[r] = (wk[takes] @ Xk[takes]) / wk[takes].sum()
+            trial[k_p] = (wk[~takes] @ Xk[~takes]) / wk[~takes].sum()
+        gain = float(wk @ (np.maximum(pair[:, 0], pair[:, 1]) - before))
+        if not (np.isfinite(loss) and gain - loss > min_gain):
+            failures += 1
+            used[j] = True
+            continue
+        means[r], means[k_p] = trial[r], trial[k_p]
         labels[rows[lo:hi]] = other
-        labels[p] = r
+        labels[mine[takes]] = r
         used[[r, j, k_p]] = True
         used[other] = True
         n_swaps += 1
         d += 1
         if on_move is not None:
-            on_move(Mixture(means, mixture.log_weights, mixture.covariance), r)
+            on_move(Mixture(means, mixture.log_weights, mixture.covariance), r, k_p)
     if n_swaps == 0:
         return mixture, 0
     return Mixture(means, mixture.log_weights, mixture.covariance), n_swaps

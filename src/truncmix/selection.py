@@ -234,9 +234,15 @@ def quiet_timed_fit(model, X):
     """Fit ``model`` to ``X`` with its warnings silenced; return the seconds taken.
 
     For tables of many fits, where convergence warnings would drown the output.
+    A Ctrl-C stops the whole table: the fit keeps its last M-step, and the
+    KeyboardInterrupt is raised again here.
     """
+    from .exceptions import FitInterruptedWarning
+
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         model.fit(X)
+    if any(issubclass(w.category, FitInterruptedWarning) for w in caught):
+        raise KeyboardInterrupt
     return time.perf_counter() - t0

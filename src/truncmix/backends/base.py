@@ -83,7 +83,8 @@ class FirstPass:
     s2: np.ndarray  # (D, D) sum_n w_n (x_n - ref)(x_n - ref)^T, or its diagonal (D,)
     n_samples: int
     first_nonfinite: float = np.inf
-    largest: float = 0.0
+    lo: np.ndarray | None = None  # (D,) smallest finite value of each feature
+    hi: np.ndarray | None = None  # (D,) largest
     first_bad_weight: float = np.inf
     bad_weight_kind: str = ""
 
@@ -98,14 +99,15 @@ class FirstPass:
                    n_samples=X64.shape[0])
         if not check:
             return part
-        # reductions without temporaries; the row is looked for only when there is one
-        lo, hi = (X64.min(), X64.max()) if X64.size else (0.0, 0.0)
-        if np.isfinite(lo) and np.isfinite(hi):
-            part.largest = float(max(-lo, hi))
-        else:
+        if not X64.size:
+            return part
+        # reductions without temporaries; the bad row is looked for only when there is one
+        part.lo, part.hi = X64.min(axis=0), X64.max(axis=0)
+        if not (np.isfinite(part.lo).all() and np.isfinite(part.hi).all()):
             finite = np.isfinite(X64).all(axis=1)
             part.first_nonfinite = float(start + np.flatnonzero(~finite)[0])
-            part.largest = float(np.abs(X64[finite]).max(initial=0.0))
+            part.lo = X64[finite].min(axis=0, initial=np.inf)
+            part.hi = X64[finite].max(axis=0, initial=-np.inf)
         if weights is not None:
             bad = ~np.isfinite(weights) | (weights < 0)
             if bad.any():
@@ -121,7 +123,8 @@ class FirstPass:
         return FirstPass(
             self.weight + other.weight, self.s1 + other.s1, self.s2 + other.s2,
             self.n_samples + other.n_samples,
-            min(self.first_nonfinite, other.first_nonfinite), max(self.largest, other.largest),
+            min(self.first_nonfinite, other.first_nonfinite),
+            _combine(np.minimum, self.lo, other.lo), _combine(np.maximum, self.hi, other.hi),
             first_bad,
             self.bad_weight_kind if first_bad == self.first_bad_weight else other.bad_weight_kind,
         )
@@ -141,9 +144,12 @@ class FirstPass:
             )
         if not self.weight > 0:
             raise ValueError("sample_weight sums to zero: at least one sample needs a positive weight")
-        from .._validation import check_squares_finite
+        from .._validation import check_scale, check_total_weight
 
-        check_squares_finite(np.array([[self.largest] * n_features], dtype=dtype))
+        check_total_weight(np.array([self.weight]))
+        if self.lo is not None and np.isfinite(self.lo).all():
+            # the same overflow and underflow rules as in memory, from each feature's range
+            check_scale(np.array([self.lo, self.hi], dtype=dtype))
 
     def moments(self, ref):
         """Weighted mean and covariance (diagonal when only variances were summed)."""
@@ -153,6 +159,10 @@ class FirstPass:
         else:
             cov = np.diag(np.maximum(self.s2 / self.weight - m1 * m1, 0.0))
         return ref + m1, cov
+
+
+def _combine(op, a, b):
+    return b if a is None else a if b is None else op(a, b)
 
 
 def draw_positions(total_weight, n_draws, random_state):

@@ -122,7 +122,11 @@ class Neighbourhood(EStep):
     Notes
     -----
     Points without a truncated set yet (state -1, the first pass of a fit) are
-    searched exhaustively. Random candidates come from a counter-based stream
+    searched exhaustively, and so are points that their best candidate explains
+    far worse than its own points (squared Mahalanobis distance beyond the
+    6-sigma point of a chi-square with D degrees of freedom): they are stuck
+    among the wrong components, which random candidates alone would take many
+    iterations to fix. Random candidates come from a counter-based stream
     of (seed, pass, global row), so they do not depend on chunks or threads.
     """
 
@@ -177,17 +181,26 @@ class Neighbourhood(EStep):
         for r in report.relocated:
             self.moved(mixture, r)
 
-    def moved(self, mixture, r):
+    def moved(self, mixture, r, near=None):
         """Component ``r`` jumped: its neighbours become those of its new place,
-        and it joins their neighbourhoods (so their points can find it)."""
+        and it joins their neighbourhoods (so their points can find it).
+
+        ``near`` is a component known to sit at the new place (a swap moves r
+        onto a point of it): r then takes its neighbourhood in O(G); without it
+        the neighbours are found among all components.
+        """
         if self.table is None or self.table.shape[1] < 2:
             return
         G = self.table.shape[1]
-        l = mixture.log_joint(mixture.means[r][None, :])[0]
-        l[r] = np.inf
-        near = np.argsort(-l, kind="stable")[:G]
-        self.table[r] = near
-        for c in near[1:]:
+        if near is None:
+            l = mixture.log_joint(mixture.means[r][None, :])[0]
+            l[r] = np.inf
+            row = np.argsort(-l, kind="stable")[:G]
+        else:
+            row = [r, near] + [c for c in self.table[near][1:] if c != r]
+            row = np.array(row[:G])
+        self.table[r, : len(row)] = row
+        for c in row[1:]:
             if r not in self.table[c]:
                 self.table[c, -1] = r
 
@@ -234,6 +247,15 @@ class Neighbourhood(EStep):
                 self.seed, self.pass_index, start, k, block_rows(n), K, q, lse, cand, gap, n_cand,
             )
         n_evals = int(n_cand.sum())
+        # Rescue: a point whose best candidate is far outside that component's
+        # own spread (Mahalanobis^2 beyond the 6-sigma point of chi^2_D) is
+        # stuck among components that do not fit it; search it exhaustively.
+        # A per-row rule, so results do not depend on the chunking.
+        D = X.shape[1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            best_l = lse + np.log(q[:, 0])
+            maha = -2.0 * (best_l - form.cap[K[:, 0]])
+        unknown |= maha > D + 6.0 * np.sqrt(2.0 * D)
         if unknown.any():
             rows = np.flatnonzero(unknown)
             res = Exhaustive(k).update(np.ascontiguousarray(X[rows]), mixture, None)

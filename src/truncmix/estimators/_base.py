@@ -2,25 +2,93 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .. import _validation as v
+from .._validation import Interval, Options, RandomStateLike
 from ..backends import InMemory, as_chunk_source, is_dask_array
 from ..backends.base import rows_per_chunk
 from ..backends.memory import MemoryData
 from ..backends.ondisk import OnDisk, OnDiskData, as_array, check_source, spill_array
-from ..em import EMConfig, EMRun
+from ..em import EMConfig, EMRun, _small_blas
 from ..estep import Exhaustive
 from ..estep.neighbourhood import Neighbourhood, NeighbourScores
 from ..moves import swap_moves
-from ..exceptions import ConvergenceWarning
+from ..exceptions import (
+    ConvergenceWarning,
+    DegenerateComponentWarning,
+    DroppedRowsWarning,
+    FitInterruptedWarning,
+)
 from ..init import first_m_step, initial_means
 from ..model.covariance import COVARIANCE_TYPES, Floor
 from ..model.mixture import Mixture
 
 import warnings
+
+
+#: the numpydoc entries of the search parameters, shared by both estimators
+SEARCH_PARAMETERS_DOC = """search : {"exhaustive", "neighbourhood"}, default="exhaustive"
+        How each point's truncated set is searched. "exhaustive" scores every
+        component (cost grows with C). "neighbourhood" scores only the
+        neighbours of the point's current components plus ``n_random`` random
+        ones (var-GMM-S / vc-GMM): the cost of an iteration grows with
+        ``n_neighbors``, not with C, and the free energy still never
+        decreases, but a fixed point is only locally optimal. Neighbourhoods are
+        learnt from the E-step's own log-joints. Used only when fewer than all
+        components are kept.
+    n_neighbors : int, default=5
+        G, the size of each component's neighbourhood (itself included).
+    n_random : int, default=1
+        E, random candidate components per point and iteration.
+    coreset_size : int or None, default=None
+        Seed on a lightweight coreset of this many weighted points (Bachem,
+        Lucic and Krause 2018) instead of the whole data: seeding then costs
+        O(coreset_size C D) instead of O(N C D). The fit itself uses all data.
+    swaps : "auto" or int, default="auto"
+        Most global swap moves per iteration for hard fits (C' = 1) with
+        ``search="neighbourhood"``: a redundant component jumps to a badly
+        explained point when that raises the free energy (exactly computed; see
+        :mod:`truncmix.moves`). They repair what local search cannot, such as
+        two components in one cluster and none in another. "auto" allows
+        ``1 + C // 20``; 0 turns them off. The exhaustive search never swaps,
+        so that k-means stays exactly Lloyd's algorithm."""
+
+
+#: the numpydoc entry of ``missing``, shared by both estimators
+MISSING_PARAMETER_DOC = """missing : {"raise", "drop"}, default="raise"
+        What ``fit`` does with rows holding NaN or infinite values: raise a
+        ValueError naming them, or leave them out of the fit with a
+        :class:`~truncmix.exceptions.DroppedRowsWarning` (``n_dropped_`` counts
+        them, ``labels_``, ``fit_predict`` and ``predict`` give them the label
+        -1). The other methods (``predict_proba``, ``score_samples``, ...) always
+        refuse such rows."""
+
+
+def with_search_parameters(cls):
+    """Class decorator: put :data:`SEARCH_PARAMETERS_DOC` and
+    :data:`MISSING_PARAMETER_DOC` into the docstring."""
+    cls.__doc__ = (cls.__doc__.replace("%(search_parameters)s", SEARCH_PARAMETERS_DOC)
+                   .replace("%(missing_parameter)s", MISSING_PARAMETER_DOC))
+    return cls
+
+
+#: parameter constraints both estimators share (search, chunking, input handling)
+SHARED_CONSTRAINTS = {
+    "random_state": [RandomStateLike()],
+    "verbose": [Interval(numbers.Integral, 0, None)],
+    "chunk_size": [Interval(numbers.Integral, 1, None), Options((None,))],
+    "search": [Options(("exhaustive", "neighbourhood"))],
+    "n_neighbors": [Interval(numbers.Integral, 1, None)],
+    "n_random": [Interval(numbers.Integral, 0, None)],
+    "coreset_size": [Interval(numbers.Integral, 1, None), Options((None,))],
+    "swaps": [Interval(numbers.Integral, 0, None), Options(("auto",))],
+    "missing": [Options(("raise", "drop"))],
+}
 
 
 class TruncatedMixtureMixin:
@@ -67,7 +135,8 @@ class TruncatedMixtureMixin:
         def moves(backend, mixture, stats):
             if not isinstance(stats.extra, NeighbourScores):
                 return mixture, 0
-            return swap_moves(backend, mixture, stats.extra, limit, on_move=estep.moved)
+            return swap_moves(backend, mixture, stats.extra, limit, table=estep.table,
+                              on_move=estep.moved, min_gain=self.tol * stats.weight)
 
         return moves
 
@@ -117,11 +186,51 @@ class TruncatedMixtureMixin:
         return self
 
     def _validate_fit_input(self, X, sample_weight):
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", ensure_min_samples=1)
-        self._check_n_samples(X.shape[0])
+        """Checked ``(X, weights, kept)``; ``kept`` masks the rows fitted (None: all)."""
+        v.check_params(self)
+        X, bad = v.check_X(self, X, reset=True, missing=self.missing)
         weights = v.check_sample_weight(sample_weight, X.shape[0])
-        v.check_squares_finite(X)
-        return X, weights
+        kept = None
+        if bad is not None:
+            n_bad = int(bad.sum())
+            if n_bad == X.shape[0]:
+                raise ValueError("Input X contains NaN or infinity in every row: nothing is left to fit")
+            warnings.warn(DroppedRowsWarning(
+                f"missing='drop': dropped {n_bad} of {X.shape[0]} rows holding NaN or infinite "
+                f"values ({v.describe_nonfinite(X, bad, getattr(self, 'feature_names_in_', None))}); "
+                "labels_ marks them with -1", n_bad,
+            ), stacklevel=4)
+            kept = ~bad
+            X, weights = X[kept], weights[kept]
+            if not weights.sum() > 0:
+                raise ValueError("every row with a positive sample_weight holds NaN or infinity")
+        self._check_n_samples(X.shape[0])
+        C = self._model()[0]
+        n_weighted = int(np.count_nonzero(weights))
+        if n_weighted < C:
+            raise ValueError(
+                f"only {n_weighted} of the {X.shape[0]} samples have a positive sample_weight, "
+                f"fewer than {self._count_name}={C}: zero-weight samples do not count"
+            )
+        v.check_scale(X)
+        v.check_total_weight(weights)
+        self._warn_few_distinct(X, weights, C)
+        return X, weights, kept
+
+    def _warn_few_distinct(self, X, weights, C):
+        """Warn when fewer distinct points than components carry weight."""
+        if C == 1:
+            return
+        # (indexing copies X: only when some rows have zero weight)
+        weighted = X if weights.all() else X[weights > 0]
+        distinct = v.count_distinct_rows(weighted, at_least=C)
+        if distinct < C:
+            warnings.warn(
+                f"X has only {distinct} distinct point(s) with positive weight but "
+                f"{self._count_name}={C}: at most {distinct} component(s) can hold distinct "
+                "points; the others will coincide with them or end up empty",
+                DegenerateComponentWarning, stacklevel=5,
+            )
 
     def _check_n_samples(self, n_samples):
         C = self._model()[0]
@@ -132,20 +241,25 @@ class TruncatedMixtureMixin:
             )
 
     def _fit_data(self, X, sample_weight):
-        """The fit input: in memory, out of core (a file or chunk source) or a Dask array.
+        """The fit input and the mask of rows kept (None: all).
 
+        In memory, out of core (a file or chunk source) or a Dask array.
         Out-of-core and Dask data are validated by the first pass over them
-        (:meth:`moments`), not here: reading them twice would cost a pass.
+        (:meth:`moments`), not here: reading them twice would cost a pass; they
+        refuse NaN and inf whatever ``missing`` says (rows cannot be dropped
+        from a file without rewriting it).
         """
-        v.check_params(self)
         if is_dask_array(X):
             from ..backends.dask import DaskData
 
+            v.check_params(self)
             data = DaskData(X, sample_weight, self.chunk_size)
         else:
             source = as_chunk_source(X)
             if source is None:
-                return MemoryData(*self._validate_fit_input(X, sample_weight), self.chunk_size)
+                X, weights, kept = self._validate_fit_input(X, sample_weight)
+                return MemoryData(X, weights, self.chunk_size), kept
+            v.check_params(self)
             check_source(source)
             weights = (None if sample_weight is None
                        else v.check_sample_weight(sample_weight, source.shape[0]))
@@ -155,14 +269,17 @@ class TruncatedMixtureMixin:
         self.n_features_in_ = data.n_features
         if hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        return data
+        return data, None
 
     def _fit(self, X, sample_weight):
-        data = self._fit_data(X, sample_weight)
+        data, kept = self._fit_data(X, sample_weight)
         C, cov_type, learned, n_active = self._model()
         random_state = check_random_state(self.random_state)
-        # tied and full starts need the whole covariance; the others its diagonal
-        mean, data_cov = data.moments(full=cov_type in ("tied", "full"))
+        with _small_blas(data.n_features):
+            # a sum over all rows: with one BLAS thread (as the M-step has when
+            # D is small) its rounding does not depend on BLAS's thread count.
+            # Tied and full starts need the whole covariance; the others its diagonal
+            mean, data_cov = data.moments(full=cov_type in ("tied", "full"))
         backend = data.backend(mean, centre=True)
         floor = Floor.from_variances(np.diag(data_cov), self._covariance_floor())
         config = EMConfig(
@@ -175,18 +292,26 @@ class TruncatedMixtureMixin:
         seeded = isinstance(estep, Neighbourhood)
         best = None
         for _ in range(self.n_init):
-            if seeded:
-                backend.allocate_state(estep.state_shape(data.n_samples, C))
-            if isinstance(self._init_means_spec(), str):
-                X_seed, w_seed = data.seed_rows(C, random_state)
-            else:  # given means: no rows needed (no pass over out-of-core data)
-                X_seed, w_seed = np.empty((0, data.n_features), data.dtype), np.empty(0)
-            start = self._start(X_seed, w_seed, backend, random_state, floor, data_cov,
-                                seed_state=seeded)
-            estep.start_fit(start, random_state)
-            run = EMRun(backend, estep, start, config, callback=self._progress,
-                        keep_state=seeded, moves=self._moves(estep, data)).run()
-            final = self._final_pass(run, data, backend.offset)
+            try:
+                if seeded:
+                    backend.allocate_state(estep.state_shape(data.n_samples, C))
+                if isinstance(self._init_means_spec(), str):
+                    X_seed, w_seed = data.seed_rows(C, random_state)
+                else:  # given means: no rows needed (no pass over out-of-core data)
+                    X_seed, w_seed = np.empty((0, data.n_features), data.dtype), np.empty(0)
+                start = self._start(X_seed, w_seed, backend, random_state, floor, data_cov,
+                                    seed_state=seeded)
+                estep.start_fit(start, random_state)
+                run = EMRun(backend, estep, start, config, callback=self._progress,
+                            keep_state=seeded, moves=self._moves(estep, data)).run()
+            except KeyboardInterrupt:
+                # Ctrl-C while seeding a later run: keep the best run so far
+                if best is None:
+                    raise
+                warnings.warn("fit interrupted while starting a new run; keeping the best run so far",
+                              FitInterruptedWarning, stacklevel=3)
+                break
+            final = self._finish_run(run, data, backend.offset)
             if best is None or final[1].free_energy > best[1][1].free_energy:
                 best = (run, final)
             if run.interrupted:
@@ -198,6 +323,12 @@ class TruncatedMixtureMixin:
                 f"iterations (tol={self.tol}); raise max_iter or tol",
                 ConvergenceWarning, stacklevel=3,
             )
+        self._warn_empty(mixture, stats)
+        if kept is not None:
+            labels_all = np.full(kept.shape[0], -1, dtype=labels.dtype)
+            labels_all[kept] = labels
+            labels = labels_all
+        self.n_dropped_ = 0 if kept is None else int((~kept).sum())
         self.converged_ = bool(run.converged)
         self.n_iter_ = int(run.n_iter)
         self.history_ = list(run.history)
@@ -205,6 +336,38 @@ class TruncatedMixtureMixin:
         self.lower_bound_ = stats.free_energy / stats.weight
         self._store(mixture, stats, labels, floor)
         return labels
+
+    def _finish_run(self, run, data, offset):
+        """:meth:`_final_pass`; a Ctrl-C during it is noted and the pass done again.
+
+        The pass is one E-step; without it the run's parameters would have no
+        labels or free energy. A second Ctrl-C aborts the fit.
+        """
+        try:
+            return self._final_pass(run, data, offset)
+        except KeyboardInterrupt:
+            if not run.history:
+                raise
+            if not run.interrupted:
+                run.interrupted = True
+                warnings.warn(
+                    f"fit interrupted after {run.n_iter} iterations; keeping the parameters of "
+                    "the last completed M-step (finishing its E-step; Ctrl-C again to abort)",
+                    FitInterruptedWarning, stacklevel=4,
+                )
+            del run.history[run.n_iter:]  # a partial final record, if any
+            return self._final_pass(run, data, offset)
+
+    def _warn_empty(self, mixture, stats):
+        """Name the components the returned parameters give no data to."""
+        empty = np.flatnonzero(mixture.alive & ~(stats.resp > np.finfo(float).eps * stats.weight))
+        if empty.size:
+            warnings.warn(
+                f"component(s) {empty.tolist()} of the fitted model hold no data at the "
+                "returned parameters (too few distinct points to re-seed them); they keep "
+                "their last parameters",
+                DegenerateComponentWarning, stacklevel=4,
+            )
 
     def _final_pass(self, run, data, offset):
         """E-step with the returned parameters, through the same path as ``predict``.
@@ -232,13 +395,42 @@ class TruncatedMixtureMixin:
         centre = (w @ mixture.means) / w.sum()
         return np.asarray(centre, dtype=dtype).astype(np.float64)
 
-    def _map_rows(self, X, fn, out_shape, dtype=np.float64):
+    def _chunks(self, X, missing="raise"):
+        """Validated X, its chunks in centred coordinates with the fitted mixture,
+        and the mask of rows holding NaN or inf (left out; None if there are none)."""
+        check_is_fitted(self)
+        X, bad = v.check_X(self, X, reset=False, missing=missing, action="score")
+        if bad is not None:
+            X = X[~bad]
+        mixture = self._fitted_mixture()
+        shift = self._offset_of(mixture, X.dtype)
+        backend = InMemory(X, np.ones(X.shape[0]), shift, self.chunk_size)
+        return X, mixture.shifted(shift), backend.chunks(mixture.n_components), bad
+
+    def _map_rows(self, X, fn, out_shape, dtype=np.float64, missing_value=None):
         """Apply ``fn(chunk X, mixture)`` chunk by chunk into one output array.
 
-        In-memory input gives an ndarray, out-of-core input an ndarray (a
-        memory-mapped temporary file when large), a Dask array a Dask array.
+        With ``missing="drop"`` and a ``missing_value``, rows holding NaN or inf
+        get that value; otherwise they are refused. Out-of-core input gives an
+        ndarray (a memory-mapped temporary file when large), a Dask array a
+        Dask array (see :meth:`_map_rows_large`).
         """
         check_is_fitted(self)
+        if is_dask_array(X) or as_chunk_source(X) is not None:
+            return self._map_rows_large(X, fn, out_shape, dtype)
+        drop = missing_value is not None and self.missing == "drop"
+        X, mixture, chunks, bad = self._chunks(X, "drop" if drop else "raise")
+        out = np.empty((X.shape[0], *out_shape(mixture)), dtype=dtype)
+        for chunk in chunks:
+            out[chunk.start : chunk.start + chunk.X.shape[0]] = fn(chunk.X, mixture)
+        if bad is not None:
+            full = np.full((bad.shape[0], *out.shape[1:]), missing_value, dtype=dtype)
+            full[~bad] = out
+            out = full
+        return out
+
+    def _map_rows_large(self, X, fn, out_shape, dtype):
+        """:meth:`_map_rows` for out-of-core and Dask input (NaN or inf is refused)."""
         mixture = self._fitted_mixture()
         if is_dask_array(X):
             from ..backends.dask import map_rows
@@ -246,24 +438,18 @@ class TruncatedMixtureMixin:
             return map_rows(X, fn, mixture, self._offset_of, out_shape(mixture), dtype,
                             self.n_features_in_)
         source = as_chunk_source(X)
-        if source is None:
-            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-            shift = self._offset_of(mixture, X.dtype)
-            backend = InMemory(X, np.ones(X.shape[0]), shift, self.chunk_size)
-            out = np.empty((X.shape[0], *out_shape(mixture)), dtype=dtype)
-        else:
-            check_source(source)
-            if source.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"X has {source.shape[1]} features, but {type(self).__name__} is expecting "
-                    f"{self.n_features_in_} features as input."
-                )
-            shift = self._offset_of(mixture, source.dtype)
-            backend = OnDisk(source, None, shift, self.chunk_size)
-            out = spill_array((source.shape[0], *out_shape(mixture)), dtype)
+        check_source(source)
+        if source.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {source.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        shift = self._offset_of(mixture, source.dtype)
+        backend = OnDisk(source, None, shift, self.chunk_size)
+        out = spill_array((source.shape[0], *out_shape(mixture)), dtype)
         mixture = mixture.shifted(shift)
         for chunk in backend.chunks(mixture.n_components):
-            if source is not None and not np.isfinite(chunk.X).all():
+            if not np.isfinite(chunk.X).all():
                 raise ValueError(f"Input X contains NaN or infinity (in rows from {chunk.start})")
             out[chunk.start : chunk.start + chunk.X.shape[0]] = fn(chunk.X, mixture)
         return as_array(out)
@@ -279,11 +465,14 @@ class TruncatedMixtureMixin:
         Returns
         -------
         labels : ndarray of shape (n_samples,), int64
+            With ``missing="drop"``, -1 for rows holding NaN or inf (as in
+            ``labels_``); otherwise such rows raise a ValueError.
         """
         # the same E-step as the fit's final pass, so fit_predict == fit().predict
         hard = Exhaustive(1)
         return self._map_rows(
-            X, lambda x, m: hard.update(x, m, None).labels, lambda m: (), dtype=np.int64
+            X, lambda x, m: hard.update(x, m, None).labels, lambda m: (), dtype=np.int64,
+            missing_value=-1,
         )
 
     def predict_proba(self, X):

@@ -8,14 +8,20 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 
-from .._validation import ArrayLike, Interval, Options, RandomStateLike
+from .._validation import ArrayLike, Interval, Options
 from ..exceptions import ConvergenceWarning
 from ..init import first_m_step, initial_means
 from ..model.covariance import COVARIANCE_TYPES
 from ..model.mixture import Mixture
-from ._base import TruncatedMixtureMixin, mixture_from_attributes
+from ._base import (
+    SHARED_CONSTRAINTS,
+    TruncatedMixtureMixin,
+    mixture_from_attributes,
+    with_search_parameters,
+)
 
 
+@with_search_parameters
 class TruncatedGaussianMixture(TruncatedMixtureMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by truncated variational EM.
 
@@ -65,31 +71,8 @@ default="k-means++"
     verbose : int, default=0
     chunk_size : int or None, default=None
         Rows per chunk in the E-step; None picks it from a memory budget.
-    search : {"exhaustive", "neighbourhood"}, default="exhaustive"
-        How each point's truncated set is searched. "exhaustive" scores every
-        component (cost grows with C). "neighbourhood" scores only the
-        neighbours of the point's current components plus ``n_random`` random
-        ones (var-GMM-S / vc-GMM): the cost of an iteration grows with
-        ``n_neighbors``, not with C, and the free energy still never
-        decreases, but a fixed point is only locally optimal. Neighbourhoods are
-        learnt from the E-step's own log-joints. Used only when fewer than all
-        components are kept.
-    n_neighbors : int, default=5
-        G, the size of each component's neighbourhood (itself included).
-    n_random : int, default=1
-        E, random candidate components per point and iteration.
-    coreset_size : int or None, default=None
-        Seed on a lightweight coreset of this many weighted points (Bachem,
-        Lucic and Krause 2018) instead of the whole data: seeding then costs
-        O(coreset_size C D) instead of O(N C D). The fit itself uses all data.
-    swaps : "auto" or int, default="auto"
-        Most global swap moves per iteration for hard fits (C' = 1) with
-        ``search="neighbourhood"``: a redundant component jumps to a badly
-        explained point when that raises the free energy (exactly computed; see
-        :mod:`truncmix.moves`). They repair what local search cannot, such as
-        two components in one cluster and none in another. "auto" allows
-        ``1 + C // 20``; 0 turns them off. The exhaustive search never swaps,
-        so that k-means stays exactly Lloyd's algorithm.
+    %(search_parameters)s
+    %(missing_parameter)s
 
     Attributes
     ----------
@@ -110,6 +93,8 @@ default="k-means++"
         Free energy per unit weight at every E-step, the last one with the
         returned parameters (non-decreasing).
     history_ : list of IterationRecord
+    n_dropped_ : int
+        Rows left out of the fit by ``missing="drop"``.
     n_features_in_ : int
 
     Notes
@@ -138,14 +123,7 @@ default="k-means++"
         "weights_init": [ArrayLike(), Options((None,))],
         "means_init": [ArrayLike(), Options((None,))],
         "precisions_init": [ArrayLike(), Options((None,))],
-        "random_state": [RandomStateLike()],
-        "verbose": [Interval(numbers.Integral, 0, None)],
-        "chunk_size": [Interval(numbers.Integral, 1, None), Options((None,))],
-        "search": [Options(("exhaustive", "neighbourhood"))],
-        "n_neighbors": [Interval(numbers.Integral, 1, None)],
-        "n_random": [Interval(numbers.Integral, 0, None)],
-        "coreset_size": [Interval(numbers.Integral, 1, None), Options((None,))],
-        "swaps": [Interval(numbers.Integral, 0, None), Options(("auto",))],
+        **SHARED_CONSTRAINTS,
     }
 
     def __init__(self, n_components=1, *, n_active=None, covariance_type="diag",
@@ -153,7 +131,7 @@ default="k-means++"
                  reg_covar=0.0, covariance_floor=1e-6, weights_init=None, means_init=None,
                  precisions_init=None, random_state=None, verbose=0, chunk_size=None,
                  search="exhaustive", n_neighbors=5, n_random=1, coreset_size=None,
-                 swaps="auto"):
+                 swaps="auto", missing="raise"):
         self.n_components = n_components
         self.n_active = n_active
         self.covariance_type = covariance_type
@@ -175,6 +153,7 @@ default="k-means++"
         self.n_random = n_random
         self.coreset_size = coreset_size
         self.swaps = swaps
+        self.missing = missing
 
     def _model(self):
         return self.n_components, self.covariance_type, self.weights == "learned", self.n_active
@@ -191,6 +170,7 @@ default="k-means++"
     def _start(self, X, weights, backend, random_state, floor, data_cov, seed_state=False):
         C, D = self.n_components, X.shape[1]
         spec = self._init_means_spec()
+        labels = None
         if isinstance(spec, str) and spec == "k-means":
             # scikit-learn's GaussianMixture default: start from a k-means fit
             from .kmeans import KMeans
@@ -202,6 +182,9 @@ default="k-means++"
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 km._progress = lambda record: False
                 spec = km.fit(X, sample_weight=weights).cluster_centers_
+            # a neighbourhood k-means hands its assignment on (no second search)
+            if self.search == "neighbourhood" and km.labels_.shape[0] == backend.n_samples:
+                labels = km.labels_
         means = initial_means(X, weights, C, spec, random_state, coreset_size=self.coreset_size)
         self._check_init_means(means, D)
         if means.shape[0] != C:
@@ -213,7 +196,7 @@ default="k-means++"
             mixture = first_m_step(
                 backend, means, self.covariance_type, data_cov,
                 learned_weights=self.weights == "learned", floor=floor,
-                reg_covar=self._reg_covar(), seed_state=seed_state,
+                reg_covar=self._reg_covar(), seed_state=seed_state, labels=labels,
             )
             if self.precisions_init is not None:
                 mixture = Mixture(mixture.means, mixture.log_weights, self._precisions_init(C, D))

@@ -7,12 +7,13 @@ import numbers
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 
-from .._validation import ArrayLike, Interval, Options, RandomStateLike
+from .._validation import ArrayLike, Interval, Options
 from ..model.covariance import LOG_2PI, Isotropic
 from ..model.mixture import Mixture
-from ._base import TruncatedMixtureMixin
+from ._base import SHARED_CONSTRAINTS, TruncatedMixtureMixin, with_search_parameters
 
 
+@with_search_parameters
 class KMeans(TruncatedMixtureMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     """Lloyd's k-means, fitted as truncated variational EM with C' = 1.
 
@@ -46,31 +47,8 @@ default="k-means++"
     chunk_size : int or None, default=None
         Rows per chunk in the E-step; None picks it from a memory budget. The
         result does not depend on it beyond rounding.
-    search : {"exhaustive", "neighbourhood"}, default="exhaustive"
-        How each point's truncated set is searched. "exhaustive" scores every
-        component (cost grows with C). "neighbourhood" scores only the
-        neighbours of the point's current components plus ``n_random`` random
-        ones (var-GMM-S / vc-GMM): the cost of an iteration grows with
-        ``n_neighbors``, not with C, and the free energy still never
-        decreases, but a fixed point is only locally optimal. Neighbourhoods are
-        learnt from the E-step's own log-joints. Used only when fewer than all
-        components are kept.
-    n_neighbors : int, default=5
-        G, the size of each component's neighbourhood (itself included).
-    n_random : int, default=1
-        E, random candidate components per point and iteration.
-    coreset_size : int or None, default=None
-        Seed on a lightweight coreset of this many weighted points (Bachem,
-        Lucic and Krause 2018) instead of the whole data: seeding then costs
-        O(coreset_size C D) instead of O(N C D). The fit itself uses all data.
-    swaps : "auto" or int, default="auto"
-        Most global swap moves per iteration for hard fits (C' = 1) with
-        ``search="neighbourhood"``: a redundant component jumps to a badly
-        explained point when that raises the free energy (exactly computed; see
-        :mod:`truncmix.moves`). They repair what local search cannot, such as
-        two components in one cluster and none in another. "auto" allows
-        ``1 + C // 20``; 0 turns them off. The exhaustive search never swaps,
-        so that k-means stays exactly Lloyd's algorithm.
+    %(search_parameters)s
+    %(missing_parameter)s
 
     Attributes
     ----------
@@ -89,6 +67,8 @@ default="k-means++"
     free_energy_history_ : ndarray
         Free energy per unit weight at every E-step (non-decreasing).
     history_ : list of IterationRecord
+    n_dropped_ : int
+        Rows left out of the fit by ``missing="drop"``.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when fitted on a DataFrame with string column names.
@@ -110,20 +90,13 @@ default="k-means++"
         "n_init": [Interval(numbers.Integral, 1, None)],
         "max_iter": [Interval(numbers.Integral, 1, None)],
         "tol": [Interval(numbers.Real, 0, None)],
-        "random_state": [RandomStateLike()],
-        "verbose": [Interval(numbers.Integral, 0, None)],
-        "chunk_size": [Interval(numbers.Integral, 1, None), Options((None,))],
-        "search": [Options(("exhaustive", "neighbourhood"))],
-        "n_neighbors": [Interval(numbers.Integral, 1, None)],
-        "n_random": [Interval(numbers.Integral, 0, None)],
-        "coreset_size": [Interval(numbers.Integral, 1, None), Options((None,))],
-        "swaps": [Interval(numbers.Integral, 0, None), Options(("auto",))],
+        **SHARED_CONSTRAINTS,
     }
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init=1, max_iter=300, tol=1e-4,
                  random_state=None, verbose=0, chunk_size=None,
                  search="exhaustive", n_neighbors=5, n_random=1, coreset_size=None,
-                 swaps="auto"):
+                 swaps="auto", missing="raise"):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -137,6 +110,7 @@ default="k-means++"
         self.n_random = n_random
         self.coreset_size = coreset_size
         self.swaps = swaps
+        self.missing = missing
 
     def _model(self):
         return self.n_clusters, "isotropic", False, 1

@@ -177,11 +177,15 @@ def neighbour_table(best, pairs, weights, old, alive, capacity):
                 slot[c][1] += w
             elif len(slot) < capacity:
                 slot[c] = [w * g, w]
+    score = [dict() for _ in range(C)]  # the smaller mean gap of either direction
+    for b in range(C):
+        for c, (s, n) in seen[b].items():
+            if n > 0:
+                for x, y in ((b, c), (c, b)):
+                    score[x][y] = min(score[x].get(y, np.inf), s / n)
     new = np.empty_like(old)
     for b in range(C):
-        ranked = sorted(
-            (s / n, c) for c, (s, n) in seen[b].items() if n > 0 and alive[c] and c != b
-        )
+        ranked = sorted((v, c) for c, v in score[b].items() if alive[c] and c != b)
         row = [b] + [c for _, c in ranked][: G - 1]
         for c in old[b]:
             if len(row) == G:

@@ -234,9 +234,27 @@ def merge_tables_into(keys, sums, counts, other_keys, other_sums, other_counts):
                     break
 
 
+@nb.njit(inline="always")
+def _offer(c, v, tag, stamp, best, listed, m):  # pragma: no cover - compiled
+    """Candidate c with score v: listed once per row (tag), keeping its smallest v."""
+    if stamp[c] != tag:
+        stamp[c] = tag
+        best[c] = v
+        listed[m] = c
+        return m + 1
+    if v < best[c]:
+        best[c] = v
+    return m
+
+
 @nb.njit(cache=True, nogil=True)
 def choose_neighbours(keys, sums, counts, old, alive):  # pragma: no cover - compiled
     """New neighbourhoods: each component, then its candidates of smallest mean gap.
+
+    A pair's score is its mean gap seen from either side: b's points rating c,
+    or c's points rating b (the smaller counts). The reverse direction lets two
+    components find each other when only one of them has the other among its
+    candidates (two means in one cluster, say).
 
     IN:  keys, sums, counts (C, A) as filled by :func:`tally_into`; old (C, G)
          int32, the current table; alive (C,) bool.
@@ -245,24 +263,55 @@ def choose_neighbours(keys, sums, counts, old, alive):  # pragma: no cover - com
     """
     C, A = keys.shape
     G = old.shape[1]
+    # reverse entries in compressed rows: for each c, the (b, mean gap) with c in b's keys
+    n_rev = np.zeros(C + 1, np.int64)
+    for b in range(C):
+        for a in range(A):
+            c = keys[b, a]
+            if c < 0:
+                break
+            if counts[b, a] > 0.0:
+                n_rev[c + 1] += 1
+    for c in range(C):
+        n_rev[c + 1] += n_rev[c]
+    rev_from = np.empty(n_rev[C], np.int32)
+    rev_gap = np.empty(n_rev[C])
+    fill = n_rev[:C].copy()
+    for b in range(C):
+        for a in range(A):
+            c = keys[b, a]
+            if c < 0:
+                break
+            if counts[b, a] > 0.0:
+                rev_from[fill[c]] = b
+                rev_gap[fill[c]] = sums[b, a] / counts[b, a]
+                fill[c] += 1
     new = np.empty_like(old)
-    order_vals = np.empty(A)
-    order_keys = np.empty(A, np.int32)
+    best = np.full(C, np.inf)
+    stamp = np.zeros(C, np.int64)
+    listed = np.empty(A + n_rev[C], np.int32)
+    order_vals = np.empty(A + n_rev[C])
+    order_keys = np.empty(A + n_rev[C], np.int32)
     taken = np.zeros(C, np.int64)
     for b in range(C):
         tag = b + 1
-        new[b, 0] = b
-        taken[b] = tag
         m = 0
-        for a in range(A):
+        for a in range(A):  # b's points rating c
             c = keys[b, a]
             if c < 0:
                 break
             if counts[b, a] <= 0.0 or not alive[c] or c == b:
                 continue
-            v = sums[b, a] / counts[b, a]
-            pos = m
-            m += 1
+            m = _offer(c, sums[b, a] / counts[b, a], tag, stamp, best, listed, m)
+        for e in range(n_rev[b], n_rev[b + 1]):  # c's points rating b
+            c = rev_from[e]
+            if not alive[c] or c == b:
+                continue
+            m = _offer(c, rev_gap[e], tag, stamp, best, listed, m)
+        for j in range(m):
+            c = listed[j]
+            v = best[c]
+            pos = j
             while pos > 0 and (order_vals[pos - 1] > v
                                or (order_vals[pos - 1] == v and order_keys[pos - 1] > c)):
                 order_vals[pos] = order_vals[pos - 1]
@@ -270,6 +319,8 @@ def choose_neighbours(keys, sums, counts, old, alive):  # pragma: no cover - com
                 pos -= 1
             order_vals[pos] = v
             order_keys[pos] = c
+        new[b, 0] = b
+        taken[b] = tag
         g = 1
         for j in range(m):
             if g == G:
