@@ -34,6 +34,22 @@ class Chunk:
     K: np.ndarray | None
 
 
+class Backend:
+    """What the backends share: the size of the data they read (``self.X``, or :attr:`data`)."""
+
+    @property
+    def data(self):
+        return self.X
+
+    @property
+    def n_samples(self):
+        return self.data.shape[0]
+
+    @property
+    def n_features(self):
+        return self.data.shape[1]
+
+
 def rows_per_chunk(n_samples, n_features, n_components, chunk_size=None,
                    working_memory=DEFAULT_WORKING_MEMORY):
     """Rows per chunk: ``chunk_size`` if given, else what fits the memory budget.

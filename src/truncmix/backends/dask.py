@@ -27,8 +27,8 @@ import numpy as np
 from dask import delayed
 
 from .. import _validation as v
-from .base import (Chunk, FirstPass, FitData, draw_positions, pick_rows, rows_per_chunk,
-                   seed_draws)
+from .base import (Backend, Chunk, FirstPass, FitData, draw_positions, pick_rows,
+                   rows_per_chunk, seed_draws)
 
 #: fan-in of the tree reduction of the statistics
 SPLIT_EVERY = 8
@@ -131,7 +131,7 @@ class BlockState:
         ])
 
 
-class DaskBackend:
+class DaskBackend(Backend):
     """Blocks of rows of a Dask array, each shifted by ``offset`` where it lives.
 
     Parameters
@@ -154,14 +154,6 @@ class DaskBackend:
         sizes = X.chunks[0]
         self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         self.sizes = np.asarray(sizes, dtype=np.int64)
-
-    @property
-    def n_samples(self):
-        return self.X.shape[0]
-
-    @property
-    def n_features(self):
-        return self.X.shape[1]
 
     def allocate_state(self, shape):
         """Per-point truncated sets (-1: unknown), one block per row block of X."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Chunk, FirstPass, FitData, moment_rows, rows_per_chunk
+from .base import Backend, Chunk, FirstPass, FitData, moment_rows, rows_per_chunk
 
 
-class InMemory:
+class InMemory(Backend):
     """Chunks of an in-memory array, each shifted by ``offset``.
 
     Parameters
@@ -32,14 +32,6 @@ class InMemory:
         self.state = None
         self.centred = centre_once
         self.X = np.subtract(X, self.offset.astype(X.dtype), dtype=X.dtype) if centre_once else X
-
-    @property
-    def n_samples(self):
-        return self.X.shape[0]
-
-    @property
-    def n_features(self):
-        return self.X.shape[1]
 
     def allocate_state(self, shape):
         """Per-point truncated sets, initialised to -1 (unknown); None for no state."""

@@ -21,7 +21,7 @@ import tempfile
 
 import numpy as np
 
-from .base import (Chunk, FirstPass, FitData, draw_positions, moment_rows,
+from .base import (Backend, Chunk, FirstPass, FitData, draw_positions, moment_rows,
                    pick_rows, rows_per_chunk, seed_draws)
 
 #: per-point arrays (K, labels, predictions) larger than this many bytes are
@@ -308,7 +308,7 @@ def as_array(a):
 
 
 # ------------------------------------------------------------------ backend
-class OnDisk:
+class OnDisk(Backend):
     """Chunks of a chunk source, read on every pass and shifted by ``offset``.
 
     Parameters
@@ -328,12 +328,8 @@ class OnDisk:
         self.state = None
 
     @property
-    def n_samples(self):
-        return self.source.shape[0]
-
-    @property
-    def n_features(self):
-        return self.source.shape[1]
+    def data(self):
+        return self.source
 
     def allocate_state(self, shape):
         """Per-point truncated sets (-1: unknown), in a :class:`SpillFile` above :data:`STATE_BUDGET`."""
