@@ -44,16 +44,25 @@ def blobs(n_samples, n_features, n_centers, dtype=np.float64, seed=0):
     besides the output, so the peak memory of a process that generates its data
     is the data size plus a few MB (the memory suite relies on this).
     """
+    X = np.empty((n_samples, n_features), dtype=dtype)
+    return X, blobs_into(X, n_centers, seed)
+
+
+def blobs_into(X, n_centers, seed=0):
+    """Fill ``X`` (an array or a ``numpy.memmap`` file) with the rows of :func:`blobs`.
+
+    Returns the generating blob of each row (int32).
+    """
+    n_samples, n_features = X.shape
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((n_centers, n_features)) * CENTRE_SCALE
-    X = np.empty((n_samples, n_features), dtype=dtype)
     labels = rng.integers(0, n_centers, size=n_samples).astype(np.int32)
     for s in range(0, n_samples, BLOCK):
         e = min(s + BLOCK, n_samples)
         block = rng.standard_normal((e - s, n_features))
         block += centres[labels[s:e]]
         X[s:e] = block
-    return X, labels
+    return labels
 
 
 @dataclass(frozen=True)

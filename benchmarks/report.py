@@ -68,6 +68,8 @@ def _measured(t):
         return "failed"
     if t["benchmark"] == "memory":
         return f"{m / 2**30:.2f} GiB (limit {t['limit'] / 2**30:.2f})"
+    if t["benchmark"] == "outofcore":
+        return f"{m / 1e6:.0f} MB (limit {t['limit'] / 1e6:.0f})"
     if t["benchmark"] == "quality":
         return f"{m:+.4f}"
     if "log-likelihood" in t["target"]:

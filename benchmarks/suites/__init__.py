@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 #: the benchmark names accepted by ``--only``, in run order
-NAMES = ("kmeans", "gmm", "truncated", "memory", "quality", "sublinear", "sublinear_em")
+NAMES = ("kmeans", "gmm", "truncated", "memory", "quality", "sublinear", "sublinear_em",
+         "outofcore", "dask")
 
 FULL_SHAPES = [(100_000, 32, 100), (100_000, 64, 1_000), (1_000_000, 16, 100)]
 
@@ -36,6 +37,10 @@ SUITES = {
         "sublinear_em": dict(seed=0, coreset_factor=5, gmm=(10_000, 16, 100), gmm_max_iter=30,
                              scaling_shape=(20_000, 16), scaling_components=[100, 400],
                              scaling_iter=6),
+        "outofcore": dict(shape=(1_000_000, 32, 100), dtype="float32", max_iter=3,
+                          target_mb=400, timeout=600),
+        "dask": dict(shape=(200_000, 32, 100), dtype="float32", blocks_per_worker=4,
+                     models=("kmeans", "gmm_diag"), m=(2, 6), repeats=2, target=1.5),
     },
     "full": {
         "kmeans": dict(shapes=FULL_SHAPES, dtypes=["float64", "float32"], m=(2, 7), repeats=3),
@@ -57,6 +62,11 @@ SUITES = {
         "sublinear_em": dict(seed=0, coreset_factor=2, gmm=(100_000, 32, 1_000),
                              gmm_max_iter=100, scaling_shape=(200_000, 64),
                              scaling_components=[1_000, 2_000, 4_000, 8_000], scaling_iter=8),
+        # issue 6: a 1.28 GB file, written once under /tmp
+        "outofcore": dict(shape=(10_000_000, 32, 100), dtype="float32", max_iter=3,
+                          target_mb=400, timeout=3600),
+        "dask": dict(shape=(2_000_000, 32, 100), dtype="float32", blocks_per_worker=4,
+                     models=("kmeans", "gmm_diag"), m=(2, 5), repeats=2, target=1.5),
     },
 }
 

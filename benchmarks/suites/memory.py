@@ -132,8 +132,10 @@ def worker(spec):
 
 
 # ---------------------------------------------------------------------- parent
-def measure(spec, cap, timeout, log=print):
+def measure(spec, cap, timeout, log=print, module="benchmarks.suites.memory"):
     """Run one worker, polling its RSS; kill it above ``cap`` bytes or after ``timeout`` s.
+
+    ``module`` is the benchmark module whose ``--worker`` entry point runs ``spec``.
 
     Returns
     -------
@@ -142,7 +144,7 @@ def measure(spec, cap, timeout, log=print):
     """
     import psutil
 
-    cmd = [sys.executable, "-m", "benchmarks.suites.memory", "--worker", json.dumps(spec)]
+    cmd = [sys.executable, "-m", module, "--worker", json.dumps(spec)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(
                                 os.path.abspath(__file__)))))

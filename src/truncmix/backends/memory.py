@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import DEFAULT_WORKING_MEMORY, Chunk, rows_per_chunk
+from .base import Backend, Chunk, FirstPass, FitData, moment_rows, rows_per_chunk
 
 
-class InMemory:
+class InMemory(Backend):
     """Chunks of an in-memory array, each shifted by ``offset``.
 
     Parameters
@@ -32,14 +32,6 @@ class InMemory:
         self.state = None
         self.centred = centre_once
         self.X = np.subtract(X, self.offset.astype(X.dtype), dtype=X.dtype) if centre_once else X
-
-    @property
-    def n_samples(self):
-        return self.X.shape[0]
-
-    @property
-    def n_features(self):
-        return self.X.shape[1]
 
     def allocate_state(self, shape):
         """Per-point truncated sets, initialised to -1 (unknown); None for no state."""
@@ -68,21 +60,25 @@ class InMemory:
         Call it on a backend that is not centred (the mean is what is needed).
         """
         D = self.n_features
-        W = self.weights.sum()
         ref = np.asarray(self.X[0], dtype=np.float64)
-        s1 = np.zeros(D)
-        s2 = np.zeros((D, D)) if full else np.zeros(D)
-        step = rows_per_chunk(self.n_samples, D, 1, self.chunk_size,
-                              working_memory=min(DEFAULT_WORKING_MEMORY, 32 * 2**20))
-        for start in range(0, self.n_samples, step):
-            sl = slice(start, start + step)
-            d = np.asarray(self.X[sl], dtype=np.float64) - ref
-            wd = d * self.weights[sl, None]
-            s1 += wd.sum(axis=0)
-            s2 += wd.T @ d if full else np.einsum("ij,ij->j", wd, d)
-        m1 = s1 / W
-        if full:
-            cov = s2 / W - np.outer(m1, m1)
-        else:
-            cov = np.diag(np.maximum(s2 / W - m1 * m1, 0.0))
-        return ref + m1, cov
+        step = moment_rows(self.n_samples, D, self.chunk_size)
+        total = sum(
+            FirstPass.of_block(self.X[s : s + step], self.weights[s : s + step], s, ref, full,
+                               check=False)
+            for s in range(0, self.n_samples, step)
+        )
+        return total.moments(ref)
+
+
+class MemoryData(FitData):
+    """An in-memory array as the estimators fit it (see :class:`~truncmix.backends.base.FitData`)."""
+
+    def __init__(self, X, weights, chunk_size=None):
+        super().__init__(X, weights, chunk_size, X.shape, X.dtype)
+
+    def backend(self, offset, centre=False):
+        return InMemory(self.data, self.weights, offset, self.chunk_size, centre_once=centre)
+
+    def seed_rows(self, n_components, random_state):
+        """Seeding sees every row."""
+        return self.data, self.weights

@@ -10,8 +10,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import _validation as v
 from .._validation import Interval, Options, RandomStateLike
-from ..backends import InMemory
+from ..backends import InMemory, as_chunk_source, is_dask_array
 from ..backends.base import rows_per_chunk
+from ..backends.memory import MemoryData
+from ..backends.ondisk import OnDisk, OnDiskData, as_array, check_source, spill_array
 from ..em import EMConfig, EMRun, _small_blas
 from ..estep import Exhaustive
 from ..estep.neighbourhood import Neighbourhood, NeighbourScores
@@ -114,13 +116,20 @@ class TruncatedMixtureMixin:
             seed_state=seed_state,
         )
 
-    def _moves(self, estep):
+    def _moves(self, estep, data):
         """Global swap moves for hard neighbourhood fits, or None."""
         C = self._model()[0]
         if not isinstance(estep, Neighbourhood) or estep.kept(C) != 1:
             return None
         limit = 1 + C // 20 if self.swaps == "auto" else int(self.swaps)
         if limit == 0:
+            return None
+        if not isinstance(data, MemoryData):
+            # swaps read the rows of a few components at random places: in memory only
+            if self.swaps != "auto":
+                warnings.warn(f"swaps={self.swaps} is ignored: swap moves need the data in "
+                              "memory (out-of-core and Dask fits run without them)",
+                              UserWarning, stacklevel=4)
             return None
 
         def moves(backend, mixture, stats):
@@ -195,12 +204,8 @@ class TruncatedMixtureMixin:
             X, weights = X[kept], weights[kept]
             if not weights.sum() > 0:
                 raise ValueError("every row with a positive sample_weight holds NaN or infinity")
+        self._check_n_samples(X.shape[0])
         C = self._model()[0]
-        if X.shape[0] < C:
-            raise ValueError(
-                f"n_samples={X.shape[0]} should be >= {self._count_name}={C}: "
-                f"a mixture cannot have more components than there are samples"
-            )
         n_weighted = int(np.count_nonzero(weights))
         if n_weighted < C:
             raise ValueError(
@@ -227,17 +232,55 @@ class TruncatedMixtureMixin:
                 DegenerateComponentWarning, stacklevel=5,
             )
 
+    def _check_n_samples(self, n_samples):
+        C = self._model()[0]
+        if n_samples < C:
+            raise ValueError(
+                f"n_samples={n_samples} should be >= {self._count_name}={C}: "
+                f"a mixture cannot have more components than there are samples"
+            )
+
+    def _fit_data(self, X, sample_weight):
+        """The fit input and the mask of rows kept (None: all).
+
+        In memory, out of core (a file or chunk source) or a Dask array.
+        Out-of-core and Dask data are validated by the first pass over them
+        (:meth:`moments`), not here: reading them twice would cost a pass; they
+        refuse NaN and inf whatever ``missing`` says (rows cannot be dropped
+        from a file without rewriting it).
+        """
+        if is_dask_array(X):
+            from ..backends.dask import DaskData
+
+            v.check_params(self)
+            data = DaskData(X, sample_weight, self.chunk_size)
+        else:
+            source = as_chunk_source(X)
+            if source is None:
+                X, weights, kept = self._validate_fit_input(X, sample_weight)
+                return MemoryData(X, weights, self.chunk_size), kept
+            v.check_params(self)
+            check_source(source)
+            weights = (None if sample_weight is None
+                       else v.check_sample_weight(sample_weight, source.shape[0]))
+            data = OnDiskData(source, weights, self.chunk_size)
+        self._check_n_samples(data.n_samples)
+        # what validate_data(reset=True) records for arrays
+        self.n_features_in_ = data.n_features
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return data, None
+
     def _fit(self, X, sample_weight):
-        X, weights, kept = self._validate_fit_input(X, sample_weight)
+        data, kept = self._fit_data(X, sample_weight)
         C, cov_type, learned, n_active = self._model()
         random_state = check_random_state(self.random_state)
-        backend = InMemory(X, weights, np.zeros(X.shape[1]), self.chunk_size)
-        with _small_blas(X.shape[1]):
+        with _small_blas(data.n_features):
             # a sum over all rows: with one BLAS thread (as the M-step has when
             # D is small) its rounding does not depend on BLAS's thread count.
             # Tied and full starts need the whole covariance; the others its diagonal
-            mean, data_cov = backend.moments(full=cov_type in ("tied", "full"))
-        backend = InMemory(X, weights, mean, self.chunk_size, centre_once=True)
+            mean, data_cov = data.moments(full=cov_type in ("tied", "full"))
+        backend = data.backend(mean, centre=True)
         floor = Floor.from_variances(np.diag(data_cov), self._covariance_floor())
         config = EMConfig(
             learned_weights=learned, floor=floor, reg_covar=self._reg_covar(),
@@ -251,12 +294,16 @@ class TruncatedMixtureMixin:
         for _ in range(self.n_init):
             try:
                 if seeded:
-                    backend.allocate_state(estep.state_shape(X.shape[0], C))
-                start = self._start(X, weights, backend, random_state, floor, data_cov,
+                    backend.allocate_state(estep.state_shape(data.n_samples, C))
+                if isinstance(self._init_means_spec(), str):
+                    X_seed, w_seed = data.seed_rows(C, random_state)
+                else:  # given means: no rows needed (no pass over out-of-core data)
+                    X_seed, w_seed = np.empty((0, data.n_features), data.dtype), np.empty(0)
+                start = self._start(X_seed, w_seed, backend, random_state, floor, data_cov,
                                     seed_state=seeded)
                 estep.start_fit(start, random_state)
                 run = EMRun(backend, estep, start, config, callback=self._progress,
-                            keep_state=seeded, moves=self._moves(estep)).run()
+                            keep_state=seeded, moves=self._moves(estep, data)).run()
             except KeyboardInterrupt:
                 # Ctrl-C while seeding a later run: keep the best run so far
                 if best is None:
@@ -264,7 +311,7 @@ class TruncatedMixtureMixin:
                 warnings.warn("fit interrupted while starting a new run; keeping the best run so far",
                               FitInterruptedWarning, stacklevel=3)
                 break
-            final = self._finish_run(run, X, weights, backend.offset, estep)
+            final = self._finish_run(run, data, backend.offset)
             if best is None or final[1].free_energy > best[1][1].free_energy:
                 best = (run, final)
             if run.interrupted:
@@ -290,14 +337,14 @@ class TruncatedMixtureMixin:
         self._store(mixture, stats, labels, floor)
         return labels
 
-    def _finish_run(self, run, X, weights, offset, estep):
+    def _finish_run(self, run, data, offset):
         """:meth:`_final_pass`; a Ctrl-C during it is noted and the pass done again.
 
         The pass is one E-step; without it the run's parameters would have no
         labels or free energy. A second Ctrl-C aborts the fit.
         """
         try:
-            return self._final_pass(run, X, weights, offset, estep)
+            return self._final_pass(run, data, offset)
         except KeyboardInterrupt:
             if not run.history:
                 raise
@@ -309,7 +356,7 @@ class TruncatedMixtureMixin:
                     FitInterruptedWarning, stacklevel=4,
                 )
             del run.history[run.n_iter:]  # a partial final record, if any
-            return self._final_pass(run, X, weights, offset, estep)
+            return self._final_pass(run, data, offset)
 
     def _warn_empty(self, mixture, stats):
         """Name the components the returned parameters give no data to."""
@@ -322,20 +369,14 @@ class TruncatedMixtureMixin:
                 DegenerateComponentWarning, stacklevel=4,
             )
 
-    def _final_pass(self, run, X, weights, offset, estep):
+    def _final_pass(self, run, data, offset):
         """E-step with the returned parameters, through the same path as ``predict``.
 
         Returns ``(mixture in data coordinates, stats, labels)``.
         """
         mixture = run.mixture.shifted(-offset)
-        shift = self._offset_of(mixture, X.dtype)
-        labels = np.empty(X.shape[0], dtype=np.int64)
-
-        def collect(chunk, res):
-            labels[chunk.start : chunk.start + chunk.X.shape[0]] = res.labels
-
-        backend = InMemory(X, weights, shift, self.chunk_size)
-        stats = run.finish(backend=backend, mixture=mixture.shifted(shift), on_chunk=collect)
+        shift = self._offset_of(mixture, data.dtype)
+        stats, labels = data.final_pass(run, mixture.shifted(shift), data.backend(shift))
         return mixture, stats, labels
 
     def _progress(self, record):
@@ -370,8 +411,13 @@ class TruncatedMixtureMixin:
         """Apply ``fn(chunk X, mixture)`` chunk by chunk into one output array.
 
         With ``missing="drop"`` and a ``missing_value``, rows holding NaN or inf
-        get that value; otherwise they are refused.
+        get that value; otherwise they are refused. Out-of-core input gives an
+        ndarray (a memory-mapped temporary file when large), a Dask array a
+        Dask array (see :meth:`_map_rows_large`).
         """
+        check_is_fitted(self)
+        if is_dask_array(X) or as_chunk_source(X) is not None:
+            return self._map_rows_large(X, fn, out_shape, dtype)
         drop = missing_value is not None and self.missing == "drop"
         X, mixture, chunks, bad = self._chunks(X, "drop" if drop else "raise")
         out = np.empty((X.shape[0], *out_shape(mixture)), dtype=dtype)
@@ -382,6 +428,31 @@ class TruncatedMixtureMixin:
             full[~bad] = out
             out = full
         return out
+
+    def _map_rows_large(self, X, fn, out_shape, dtype):
+        """:meth:`_map_rows` for out-of-core and Dask input (NaN or inf is refused)."""
+        mixture = self._fitted_mixture()
+        if is_dask_array(X):
+            from ..backends.dask import map_rows
+
+            return map_rows(X, fn, mixture, self._offset_of, out_shape(mixture), dtype,
+                            self.n_features_in_)
+        source = as_chunk_source(X)
+        check_source(source)
+        if source.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {source.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        shift = self._offset_of(mixture, source.dtype)
+        backend = OnDisk(source, None, shift, self.chunk_size)
+        out = spill_array((source.shape[0], *out_shape(mixture)), dtype)
+        mixture = mixture.shifted(shift)
+        for chunk in backend.chunks(mixture.n_components):
+            if not np.isfinite(chunk.X).all():
+                raise ValueError(f"Input X contains NaN or infinity (in rows from {chunk.start})")
+            out[chunk.start : chunk.start + chunk.X.shape[0]] = fn(chunk.X, mixture)
+        return as_array(out)
 
     # ------------------------------------------------------------ inference
     def predict(self, X):
@@ -476,13 +547,20 @@ class TruncatedMixtureMixin:
 
     def bic(self, X):
         """Bayesian information criterion: ``-2 log L + p log n`` (lower is better)."""
-        X = np.asarray(X) if not hasattr(X, "shape") else X
-        return -2.0 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
+        n = _n_rows(X)
+        return -2.0 * self.score(X) * n + self._n_parameters() * np.log(n)
 
     def aic(self, X):
         """Akaike information criterion: ``-2 log L + 2 p`` (lower is better)."""
-        X = np.asarray(X) if not hasattr(X, "shape") else X
-        return -2.0 * self.score(X) * X.shape[0] + 2.0 * self._n_parameters()
+        return -2.0 * self.score(X) * _n_rows(X) + 2.0 * self._n_parameters()
+
+
+def _n_rows(X):
+    """Number of samples of any input ``fit`` accepts."""
+    source = None if hasattr(X, "shape") else as_chunk_source(X)
+    if source is not None:
+        return source.shape[0]
+    return (X if hasattr(X, "shape") else np.asarray(X)).shape[0]
 
 
 def mixture_from_attributes(means, weights, covariance_type, covariances):
