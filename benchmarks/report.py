@@ -140,12 +140,13 @@ def write_markdown(suite, results_dir=RESULTS):
     latest = max(docs, key=lambda d: d["environment"]["date"])
     lines = [f"# truncmix benchmarks: `{suite}` suite", "",
              "Ratios are truncmix / competitor, measured interleaved in the same process "
-             "(lower is better for times). Times are per iteration by the difference method "
+             "(lower is better for times; the sublinear suites report speed-ups, higher is better). "
+             "Times are per iteration by the difference method "
              "of benchmarks/README.md. Re-run with:", "",
              f"    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python -m benchmarks run --suite {suite}",
              "", "## Environment (latest section)", "", *_env_lines(latest["environment"]), ""]
     # targets
-    lines += ["## Targets of issue 3", "",
+    lines += ["## Targets (issues 3, 4 and 6)", "",
               "| benchmark | case | target | measured | result |", "|---|---|---|---|---|"]
     for d in docs:
         for t in d["result"].get("targets", []):
