@@ -66,10 +66,12 @@ def swap_moves(backend, mixture, summaries, max_swaps, table=None, on_move=None,
         return mixture, 0
     X, w = backend.X, backend.weights
     labels = state[:, 0]
-    targets = [int(c) for c in np.argsort(summaries.worst_lse, kind="stable")
-               if summaries.worst_row[c] >= 0 and np.isfinite(summaries.worst_lse[c])]
-    donors = [int(c) for c in np.argsort(summaries.removal, kind="stable")
-              if mixture.alive[c] and np.isfinite(summaries.removal[c])]
+    order = np.argsort(summaries.worst_lse, kind="stable")
+    ok = (summaries.worst_row >= 0) & np.isfinite(summaries.worst_lse)
+    targets = order[ok[order]].tolist()
+    order = np.argsort(summaries.removal, kind="stable")
+    ok = mixture.alive & np.isfinite(summaries.removal)
+    donors = order[ok[order]].tolist()
     # Log-joints are taken with the parameters before any swap: a swap only
     # changes the mean of the donor it moves, and a moved donor is never used
     # again in the round (not as a fallback, donor or target), so they stay
@@ -99,10 +101,15 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
     sorted_labels = labels[rows]  # a copy: the grouping before any swap
     cap = mixture.log_weights + mixture.covariance.log_norm()
     C = mixture.n_components
+    alive = mixture.alive
     used = np.zeros(C, bool)
     means = mixture.means.copy()
     n_swaps = failures = d = 0
     budget = labels.shape[0]
+    # every row grouped by its label at the start of the round: a component's
+    # rows change only once it is used, and a used component is not looked at
+    by_label = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[by_label], np.arange(C + 1))
     for j in targets:
         if n_swaps >= max_swaps or failures >= 8 or d >= len(donors):
             break
@@ -125,7 +132,7 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
             pool = table[r]
         # moved or changed this round, or removed (weight zero): not fallbacks
         pool = np.concatenate(
-            [[r], pool[(pool != r) & ~used[pool] & mixture.alive[pool]]]).astype(np.int64)
+            [[r], pool[(pool != r) & ~used[pool] & alive[pool]]]).astype(np.int64)
         if pool.size < 2:
             failures += 1
             used[j] = True
@@ -137,26 +144,26 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
         # r splits k_p's cluster: two-means on k_p's points (a few Lloyd steps
         # from k_p's mean and x_p); both means move, and each point of k_p goes
         # to the one that explains it better (exactly counted)
-        mine = np.flatnonzero(labels == k_p)
+        mine = np.sort(by_label[starts[k_p] : starts[k_p + 1]])
         Xk = np.asarray(X[mine], dtype=np.float64)
         wk = w[mine]
         before = _log_joint_with(mixture, Xk, np.array([k_p]))[:, 0]
-        trial = means.copy()
-        trial[r] = Xk[np.searchsorted(mine, p)]
+        both = np.array([r, k_p])
+        trial = np.stack([Xk[np.searchsorted(mine, p)], means[k_p]])  # new means of r, k_p
         for _ in range(SPLIT_STEPS + 1):
-            pair = _log_joint_with(Mixture(trial, mixture.log_weights, mixture.covariance), Xk,
-                                   np.array([r, k_p]))
+            pair = Mixture(trial, mixture.log_weights[both], mixture.covariance.take(both)
+                           ).log_joint(Xk)
             takes = pair[:, 0] > pair[:, 1]
             if _ == SPLIT_STEPS or not (wk[takes].sum() > 0 and wk[~takes].sum() > 0):
                 break
-            trial[r] = (wk[takes] @ Xk[takes]) / wk[takes].sum()
-            trial[k_p] = (wk[~takes] @ Xk[~takes]) / wk[~takes].sum()
+            trial = np.stack([(wk[takes] @ Xk[takes]) / wk[takes].sum(),
+                              (wk[~takes] @ Xk[~takes]) / wk[~takes].sum()])
         gain = float(wk @ (np.maximum(pair[:, 0], pair[:, 1]) - before))
         if not (np.isfinite(loss) and gain - loss > min_gain):
             failures += 1
             used[j] = True
             continue
-        means[r], means[k_p] = trial[r], trial[k_p]
+        means[r], means[k_p] = trial
         labels[rows[lo:hi]] = other
         labels[mine[takes]] = r
         used[[r, j, k_p]] = True
@@ -164,7 +171,8 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
         n_swaps += 1
         d += 1
         if on_move is not None:
-            on_move(Mixture(means, mixture.log_weights, mixture.covariance), r, k_p)
+            # the new place of r is known (k_p's): the hook needs no search
+            on_move(None, r, k_p)
     if n_swaps == 0:
         return mixture, 0
     return Mixture(means, mixture.log_weights, mixture.covariance), n_swaps

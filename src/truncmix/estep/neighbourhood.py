@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..model.covariance import GatherForm
 from .base import ChunkResult, EStep
 from .exhaustive import Exhaustive
 
@@ -186,8 +187,9 @@ class Neighbourhood(EStep):
         and it joins their neighbourhoods (so their points can find it).
 
         ``near`` is a component known to sit at the new place (a swap moves r
-        onto a point of it): r then takes its neighbourhood in O(G); without it
-        the neighbours are found among all components.
+        onto a point of it): r then takes its neighbourhood in O(G) and
+        ``mixture`` is not used; without it the neighbours are found among all
+        components of ``mixture``.
         """
         if self.table is None or self.table.shape[1] < 2:
             return
@@ -205,10 +207,17 @@ class Neighbourhood(EStep):
                 self.table[c, -1] = r
 
     # -------------------------------------------------------------- E-step
-    def _gather_form(self, mixture):
-        key = id(mixture)
+    def _gather_form(self, mixture, dtype=np.float64):
+        """The mixture's gather form, cached per mixture; with float32 data the
+        means and precisions are float32 too (half the memory the random
+        accesses of the kernel touch; sums stay float64)."""
+        key = (id(mixture), np.dtype(dtype))
         if self._form_key != key:
-            self._form = mixture.covariance.gather_form(mixture.means, mixture.log_weights)
+            form = mixture.covariance.gather_form(mixture.means, mixture.log_weights)
+            if np.dtype(dtype) == np.float32 and form.P3 is None:
+                form = GatherForm(form.transform, form.M.astype(np.float32),
+                                  form.prec.astype(np.float32), form.cap)
+            self._form = form
             self._form_key = key
             self._form_mixture = mixture  # keeps the id valid
         return self._form
@@ -228,7 +237,7 @@ class Neighbourhood(EStep):
         if unknown.all():
             res = Exhaustive(k).update(X, mixture, None)
             return ChunkResult(res.K, res.q, res.lse, res.n_evals + extra_evals)
-        form = self._gather_form(mixture)
+        form = self._gather_form(mixture, X.dtype)
         Y = X if form.transform is None else X @ form.transform.astype(X.dtype, copy=False)
         Y = np.ascontiguousarray(Y)
         P3 = form.P3 if form.P3 is not None else np.zeros((1, 1, 1))
