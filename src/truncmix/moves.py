@@ -106,10 +106,19 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
     means = mixture.means.copy()
     n_swaps = failures = d = 0
     budget = labels.shape[0]
-    # every row grouped by its label at the start of the round: a component's
-    # rows change only once it is used, and a used component is not looked at
-    by_label = np.argsort(labels, kind="stable")
-    starts = np.searchsorted(labels[by_label], np.arange(C + 1))
+    # A component's rows change only once it is used, and a used component is
+    # not looked at again: its rows can be found once. Grouping every row
+    # (a sort) pays only for many attempts; a few scan the labels instead.
+    grouped = []
+
+    def rows_of(c):
+        if len(grouped) == 0 and n_swaps + failures < 16:
+            return np.flatnonzero(labels == c)
+        if not grouped:
+            by_label = np.argsort(labels, kind="stable")
+            grouped.extend([by_label, np.searchsorted(labels[by_label], np.arange(C + 1))])
+        by_label, starts = grouped
+        return np.sort(by_label[starts[c] : starts[c + 1]])
     for j in targets:
         if n_swaps >= max_swaps or failures >= 8 or d >= len(donors):
             break
@@ -144,7 +153,7 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
         # r splits k_p's cluster: two-means on k_p's points (a few Lloyd steps
         # from k_p's mean and x_p); both means move, and each point of k_p goes
         # to the one that explains it better (exactly counted)
-        mine = np.sort(by_label[starts[k_p] : starts[k_p + 1]])
+        mine = rows_of(k_p)
         Xk = np.asarray(X[mine], dtype=np.float64)
         wk = w[mine]
         before = _log_joint_with(mixture, Xk, np.array([k_p]))[:, 0]
