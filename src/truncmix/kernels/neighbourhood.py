@@ -247,7 +247,7 @@ def _offer(c, v, tag, stamp, best, listed, m):  # pragma: no cover - compiled
     return m
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(parallel=True, cache=True, nogil=True)
 def choose_neighbours(keys, sums, counts, old, alive):  # pragma: no cover - compiled
     """New neighbourhoods: each component, then its candidates of smallest mean gap.
 
@@ -287,63 +287,70 @@ def choose_neighbours(keys, sums, counts, old, alive):  # pragma: no cover - com
                 rev_gap[fill[c]] = sums[b, a] / counts[b, a]
                 fill[c] += 1
     new = np.empty_like(old)
-    best = np.full(C, np.inf)
-    stamp = np.zeros(C, np.int64)
-    listed = np.empty(A + n_rev[C], np.int32)
-    order_vals = np.empty(A + n_rev[C])
-    order_keys = np.empty(A + n_rev[C], np.int32)
-    taken = np.zeros(C, np.int64)
+    widest = 0
     for b in range(C):
-        tag = b + 1
-        m = 0
-        for a in range(A):  # b's points rating c
-            c = keys[b, a]
-            if c < 0:
-                break
-            if counts[b, a] <= 0.0 or not alive[c] or c == b:
-                continue
-            m = _offer(c, sums[b, a] / counts[b, a], tag, stamp, best, listed, m)
-        for e in range(n_rev[b], n_rev[b + 1]):  # c's points rating b
-            c = rev_from[e]
-            if not alive[c] or c == b:
-                continue
-            m = _offer(c, rev_gap[e], tag, stamp, best, listed, m)
-        for j in range(m):
-            c = listed[j]
-            v = best[c]
-            pos = j
-            while pos > 0 and (order_vals[pos - 1] > v
-                               or (order_vals[pos - 1] == v and order_keys[pos - 1] > c)):
-                order_vals[pos] = order_vals[pos - 1]
-                order_keys[pos] = order_keys[pos - 1]
-                pos -= 1
-            order_vals[pos] = v
-            order_keys[pos] = c
-        new[b, 0] = b
-        taken[b] = tag
-        g = 1
-        for j in range(m):
-            if g == G:
-                break
-            new[b, g] = order_keys[j]
-            taken[order_keys[j]] = tag
-            g += 1
-        for j in range(G):
-            if g == G:
-                break
-            c = old[b, j]
-            if taken[c] != tag:
-                new[b, g] = c
-                taken[c] = tag
+        widest = max(widest, n_rev[b + 1] - n_rev[b])
+    # rows are independent: blocks of rows in parallel, each with its scratch
+    n_blocks = min(C, 8)
+    step = (C + n_blocks - 1) // n_blocks
+    for blk in nb.prange(n_blocks):
+        best = np.full(C, np.inf)
+        stamp = np.zeros(C, np.int64)
+        taken = np.zeros(C, np.int64)
+        listed = np.empty(A + widest, np.int32)
+        order_vals = np.empty(A + widest)
+        order_keys = np.empty(A + widest, np.int32)
+        for b in range(blk * step, min(C, (blk + 1) * step)):
+            tag = b + 1
+            m = 0
+            for a in range(A):  # b's points rating c
+                c = keys[b, a]
+                if c < 0:
+                    break
+                if counts[b, a] <= 0.0 or not alive[c] or c == b:
+                    continue
+                m = _offer(c, sums[b, a] / counts[b, a], tag, stamp, best, listed, m)
+            for e in range(n_rev[b], n_rev[b + 1]):  # c's points rating b
+                c = rev_from[e]
+                if not alive[c] or c == b:
+                    continue
+                m = _offer(c, rev_gap[e], tag, stamp, best, listed, m)
+            for j in range(m):
+                c = listed[j]
+                v = best[c]
+                pos = j
+                while pos > 0 and (order_vals[pos - 1] > v
+                                   or (order_vals[pos - 1] == v and order_keys[pos - 1] > c)):
+                    order_vals[pos] = order_vals[pos - 1]
+                    order_keys[pos] = order_keys[pos - 1]
+                    pos -= 1
+                order_vals[pos] = v
+                order_keys[pos] = c
+            new[b, 0] = b
+            taken[b] = tag
+            g = 1
+            for j in range(m):
+                if g == G:
+                    break
+                new[b, g] = order_keys[j]
+                taken[order_keys[j]] = tag
                 g += 1
-        # only if the old row was short of distinct entries: any free component
-        c = 0
-        while g < G and c < C:
-            if taken[c] != tag:
-                new[b, g] = c
-                taken[c] = tag
-                g += 1
-            c += 1
+            for j in range(G):
+                if g == G:
+                    break
+                c = old[b, j]
+                if taken[c] != tag:
+                    new[b, g] = c
+                    taken[c] = tag
+                    g += 1
+            # only if the old row was short of distinct entries: any free component
+            c = 0
+            while g < G and c < C:
+                if taken[c] != tag:
+                    new[b, g] = c
+                    taken[c] = tag
+                    g += 1
+                c += 1
     return new
 
 
