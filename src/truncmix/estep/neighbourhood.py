@@ -195,9 +195,7 @@ class Neighbourhood(EStep):
             return
         G = self.table.shape[1]
         if near is None:
-            l = mixture.log_joint(mixture.means[r][None, :])[0]
-            l[r] = np.inf
-            row = np.argsort(-l, kind="stable")[:G]
+            row = neighbours_of(mixture, [r], G)[0]
         else:
             row = [r, near] + [c for c in self.table[near][1:] if c != r]
             row = np.array(row[:G])
@@ -248,8 +246,8 @@ class Neighbourhood(EStep):
         cand = np.full((n, max(E, 1)), -1, np.int32)
         gap = np.empty((n, max(E, 1)))
         n_cand = np.empty(n, np.int32)
-        known = np.where(unknown, 0, K_prev[:, 0])
-        K_in = np.where(unknown[:, None], known[:, None], K_prev).astype(np.int32)
+        # rows without a set are searched exhaustively below; any valid set here
+        K_in = np.where(unknown[:, None], 0, K_prev).astype(np.int32)
         with single_threaded_blas():
             neighbourhood_estep_into(
                 Y, form.M, form.prec, form.cap, P3, form.kind, K_in, self.table, self.n_random,
@@ -264,9 +262,9 @@ class Neighbourhood(EStep):
         with np.errstate(divide="ignore", invalid="ignore"):
             best_l = lse + np.log(q[:, 0])
             maha = -2.0 * (best_l - form.cap[K[:, 0]])
-        unknown |= maha > D + 6.0 * np.sqrt(2.0 * D)
-        if unknown.any():
-            rows = np.flatnonzero(unknown)
+        exhaustive = unknown | (maha > D + 6.0 * np.sqrt(2.0 * D))
+        if exhaustive.any():
+            rows = np.flatnonzero(exhaustive)
             res = Exhaustive(k).update(np.ascontiguousarray(X[rows]), mixture, None)
             K[rows], q[rows], lse[rows] = res.K, res.q, res.lse
             cand[rows] = -1
@@ -287,17 +285,25 @@ def initial_table(mixture, n_neighbors):
     O(C^2 D) once per fit, through the fused exhaustive kernel in blocks of
     means (no C x C array).
     """
+    return neighbours_of(mixture, np.arange(mixture.n_components), n_neighbors)
+
+
+def neighbours_of(mixture, components, n_neighbors):
+    """Table rows for ``components``: each one, then the G-1 other components
+    under which its mean is most probable (ties to the smaller index)."""
     C = mixture.n_components
     G = n_neighbors
+    components = np.asarray(components, dtype=np.int64)
     if G >= C:
-        return np.array([[c] + [d for d in range(C) if d != c] for c in range(C)], np.int32)
+        return np.array([[c] + [d for d in range(C) if d != c] for c in components], np.int32)
+    means = np.ascontiguousarray(mixture.means[components])
     if G + 1 < C:
-        ranked = Exhaustive(G + 1).update(np.ascontiguousarray(mixture.means), mixture, None).K
+        ranked = Exhaustive(G + 1).update(means, mixture, None).K
     else:  # G = C - 1: every other component, ranked
-        ranked = np.argsort(-mixture.log_joint(mixture.means), axis=1, kind="stable")
-    table = np.empty((C, G), np.int32)
-    for c in range(C):
-        row = [d for d in ranked[c] if d != c]
-        table[c, 0] = c
-        table[c, 1:] = row[: G - 1]
+        ranked = np.argsort(-mixture.log_joint(means), axis=1, kind="stable")
+    table = np.empty((len(components), G), np.int32)
+    for i, c in enumerate(components):
+        row = [d for d in ranked[i] if d != c]
+        table[i, 0] = c
+        table[i, 1:] = row[: G - 1]
     return table
