@@ -12,6 +12,7 @@ driver applies to the data, so they never need to know about it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
@@ -292,7 +293,7 @@ class GatherForm:
     cap: np.ndarray
     P3: np.ndarray | None = None
 
-    @property
+    @cached_property  # an O(C D) comparison: once per form, not per chunk
     def kind(self):
         """0: one precision per component (each row of ``prec`` constant);
         1: diagonal; 2: full (the kernels' switch)."""
