@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._constants import MOMENT_SCALAR
 from .exceptions import (
     DegenerateComponentWarning,
     FitInterruptedWarning,
@@ -86,6 +87,7 @@ def chunk_stats(chunk, estep, mixture, moments_of=None, *, update_state=True,
         chunk.X, chunk.weights, res.K, res.q, res.lse, mixture.means, cov.moment, cov.shared,
         n_evals=res.n_evals, n_changed=n_changed, offset=chunk.start,
         outlier_capacity=outlier_capacity, extra=res.extra,
+        moments=res.moments if cov.moment == MOMENT_SCALAR else None,
     )
     return stats, res
 

@@ -200,7 +200,7 @@ __all__ = ["SufficientStats", "Outliers", "accumulate_dense", "empty_second", "f
 
 
 def from_posterior(X, weights, K, q, lse, anchors, moment, shared, *, n_evals, n_changed,
-                   offset, outlier_capacity, extra=None):
+                   offset, outlier_capacity, extra=None, moments=None):
     """Statistics of one chunk from its truncated posteriors.
 
     Parameters
@@ -223,12 +223,17 @@ def from_posterior(X, weights, K, q, lse, anchors, moment, shared, *, n_evals, n
         How many worst-explained points to remember for re-seeding.
     extra : object or None
         The E-step strategy's own statistics (see :class:`SufficientStats`).
+    moments : tuple or None
+        ``(resp, first, second)`` already computed by the E-step (the
+        isotropic moment about ``anchors``); None accumulates them here.
 
     Returns
     -------
     SufficientStats
     """
-    if K is None:
+    if moments is not None:
+        resp, first, second = moments
+    elif K is None:
         resp, first, second = accumulate_dense(X, weights, q, anchors, moment, shared)
     else:
         from .kernels.accumulate import accumulate

@@ -25,6 +25,10 @@ class ChunkResult:
     extra : object or None
         Statistics the strategy gathers for itself (closed under ``+``); they
         are summed over chunks and handed to :meth:`EStep.end_pass`.
+    moments : tuple or None
+        ``(resp, first, second)`` about the mixture's means for the isotropic
+        (squared-norm) moment, when the strategy computed them on its way;
+        None lets the statistics be accumulated from ``K`` and ``q``.
     """
 
     K: np.ndarray | None
@@ -32,6 +36,7 @@ class ChunkResult:
     lse: np.ndarray
     n_evals: int
     extra: object = None
+    moments: tuple | None = None
 
     @property
     def labels(self):

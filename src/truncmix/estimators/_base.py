@@ -16,6 +16,7 @@ from ..backends.memory import MemoryData
 from ..backends.ondisk import OnDisk, OnDiskData, as_array, check_source, spill_array
 from ..em import EMConfig, EMRun, _small_blas
 from ..estep import Exhaustive
+from ..estep.bounded import Bounded
 from ..estep.neighbourhood import Neighbourhood, NeighbourScores
 from ..moves import swap_moves
 from ..exceptions import (
@@ -140,13 +141,21 @@ class TruncatedMixtureMixin:
 
         return moves
 
-    def _estep(self):
-        """The E-step strategy the parameters ask for."""
-        C, _, _, n_active = self._model()
+    def _estep(self, data=None):
+        """The E-step strategy the parameters ask for (``data``: the FitData being fitted)."""
+        C, cov_type, learned, n_active = self._model()
         kept = C if n_active is None else min(n_active, C)
         if self.search == "neighbourhood" and kept < C:
             return Neighbourhood(kept, n_neighbors=self.n_neighbors, n_random=self.n_random)
+        # Lloyd's model ranks by distance alone: group bounds skip most of it
+        if (data is not None and kept == 1 and cov_type == "isotropic" and not learned
+                and self._bounds_wanted(isinstance(data, MemoryData))):
+            return Bounded(data.n_samples)
         return Exhaustive(n_active)
+
+    def _bounds_wanted(self, in_memory):
+        """Whether a hard isotropic equal-weight fit uses :class:`Bounded` (in memory)."""
+        return in_memory
 
     def _init_means_spec(self):
         return self.init
@@ -286,7 +295,7 @@ class TruncatedMixtureMixin:
             learned_weights=learned, floor=floor, reg_covar=self._reg_covar(),
             max_iter=self.max_iter, tol=self.tol, outlier_capacity=min(C, 64),
         )
-        estep = self._estep()
+        estep = self._estep(data)
         # a neighbourhood search starts from each point's nearest seeds, found by
         # the first M-step's assignment pass
         seeded = isinstance(estep, Neighbourhood)

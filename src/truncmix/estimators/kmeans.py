@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
@@ -49,6 +50,16 @@ default="k-means++"
         result does not depend on it beyond rounding.
     %(search_parameters)s
     %(missing_parameter)s
+    algorithm : {"auto", "lloyd", "yinyang"}, default="auto"
+        How the exhaustive search (``search="exhaustive"``) assigns points.
+        "lloyd" scores every centre by one matrix product per chunk of rows.
+        "yinyang" keeps per point a lower bound on its distance to each group
+        of about 10 centres (Ding et al. 2015), and computes only the distances
+        the bounds cannot rule out: same labels and centres (distances are
+        computed unexpanded in float64), much less work once the centres move
+        little, for 4 bytes per point and group (at most 256 MiB; fewer groups
+        beyond). Data in memory only. "auto" is "yinyang" for data in memory,
+        "lloyd" otherwise.
 
     Attributes
     ----------
@@ -90,13 +101,14 @@ default="k-means++"
         "n_init": [Interval(numbers.Integral, 1, None)],
         "max_iter": [Interval(numbers.Integral, 1, None)],
         "tol": [Interval(numbers.Real, 0, None)],
+        "algorithm": [Options(("auto", "lloyd", "yinyang"))],
         **SHARED_CONSTRAINTS,
     }
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init=1, max_iter=300, tol=1e-4,
                  random_state=None, verbose=0, chunk_size=None,
                  search="exhaustive", n_neighbors=5, n_random=1, coreset_size=None,
-                 swaps="auto", missing="raise"):
+                 swaps="auto", missing="raise", algorithm="auto"):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -111,9 +123,16 @@ default="k-means++"
         self.coreset_size = coreset_size
         self.swaps = swaps
         self.missing = missing
+        self.algorithm = algorithm
 
     def _model(self):
         return self.n_clusters, "isotropic", False, 1
+
+    def _bounds_wanted(self, in_memory):
+        if self.algorithm == "yinyang" and not in_memory:
+            warnings.warn("algorithm='yinyang' needs the data in memory; running 'lloyd' "
+                          "(out-of-core and Dask fits)", UserWarning, stacklevel=4)
+        return in_memory and self.algorithm in ("auto", "yinyang")
 
     def _store(self, mixture, stats, labels, floor):
         W, D, C = stats.weight, mixture.n_features, mixture.n_components

@@ -238,3 +238,44 @@ def afk_mc2_chains(X, w, q, first, proposals, uniforms):
                 x, dx = y, dy
         chosen.append(x)
     return np.array(chosen)
+
+
+def lloyd_pass(X, weights, means, alive):
+    """Lloyd's assignment by exact distances, and its isotropic statistics.
+
+    The twin of :func:`truncmix.kernels.bounds.yinyang_pass_into` (whatever its
+    bounds): each point goes to the live mean at the smallest unexpanded
+    float64 distance, ties to the smaller index.
+
+    Returns
+    -------
+    labels : ndarray (n,) int32
+    dist2 : ndarray (n,) squared distance to the chosen mean
+    resp, first, second : sum w, sum w (x - mu_c), sum w ||x - mu_c||^2 per component
+    """
+    X = np.asarray(X, dtype=np.float64)
+    diff = X[:, None, :] - means[None, :, :]
+    d2 = np.einsum("ncd,ncd->nc", diff, diff)
+    d2[:, ~alive] = np.inf
+    labels = np.argmin(d2, axis=1).astype(np.int32)  # first minimum: smaller index
+    dist2 = d2[np.arange(X.shape[0]), labels]
+    C, D = means.shape
+    resp = np.bincount(labels, weights=weights, minlength=C).astype(np.float64)
+    first = np.zeros((C, D))
+    np.add.at(first, labels, weights[:, None] * (X - means[labels]))
+    second = np.bincount(labels, weights=weights * dist2, minlength=C).astype(np.float64)
+    return labels, dist2, resp, first, second
+
+
+def group_lower_bounds(X, means, alive, labels, group_of, n_groups):
+    """Per point and group, the exact smallest distance to the members other than the label."""
+    X = np.asarray(X, dtype=np.float64)
+    d = np.sqrt(np.einsum("ncd,ncd->nc", X[:, None] - means[None], X[:, None] - means[None]))
+    d[:, ~alive] = np.inf
+    d[np.arange(X.shape[0]), labels] = np.inf
+    out = np.full((X.shape[0], n_groups), np.inf)
+    for g in range(n_groups):
+        cols = group_of == g
+        if cols.any():
+            out[:, g] = d[:, cols].min(axis=1)
+    return out

@@ -1,0 +1,150 @@
+"""Lloyd's assignment step with group lower bounds (Yinyang k-means).
+
+The k-means model (isotropic, equal weights, C' = 1) ranks components by the
+Euclidean distance alone, so the triangle inequality can prove most of them
+farther than a point's own centre without computing their distance. This
+strategy gives exactly the labels of the exhaustive E-step (computed from
+unexpanded float64 distances) at a fraction of its cost once the means move
+little; see :mod:`truncmix.kernels.bounds`.
+
+Its state, kept between passes by the strategy itself (in memory), is one
+float32 bound per point and group, chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import ChunkResult
+from .exhaustive import Exhaustive
+
+#: components per group (Yinyang's C/10)
+GROUP_SIZE = 10
+#: memory the per-point bounds may take; fewer groups above it
+BOUND_MEMORY = 256 * 2**20
+#: a point with bounds failing for more than C / DIRECT_COST components is
+#: scored against all means by a matrix product (about this much cheaper per
+#: distance) instead of one distance at a time
+DIRECT_COST = 8
+#: the drift is inflated by this much so its rounding cannot loosen a bound
+DRIFT_INFLATE = 1.0 + 1e-12
+
+
+def bounded_applies(mixture):
+    """True when the mixture ranks components by Euclidean distance alone.
+
+    That is the k-means model: one isotropic variance and equal weights.
+    """
+    cov = mixture.covariance
+    lw = mixture.log_weights[mixture.alive]
+    return cov.name == "isotropic" and lw.size > 0 and bool(np.all(lw == lw[0]))
+
+
+class Bounded(Exhaustive):
+    """Exact hard assignment (C' = 1) with Yinyang group bounds.
+
+    Parameters
+    ----------
+    n_samples : int
+        Rows of the data fitted (sizes the groups within :data:`BOUND_MEMORY`).
+
+    Notes
+    -----
+    A pass with a mixture other than the one the last M-step produced (the
+    final scoring pass, ``predict``) or a mixture that does not rank by
+    distance falls back to the exhaustive E-step.
+    """
+
+    def __init__(self, n_samples):
+        super().__init__(1)
+        self.n_samples = int(n_samples)
+        self._reset(None)
+
+    def _reset(self, mixture):
+        self._mixture = mixture
+        self._epoch = 0
+        self._chunks = {}  # start -> (epoch, labels when bounds were made, bounds)
+        self._drift = None
+        self._groups = None
+
+    def n_groups(self, n_components):
+        """G: about C/10, fewer when the bounds would exceed :data:`BOUND_MEMORY`."""
+        by_memory = BOUND_MEMORY // (4 * max(self.n_samples, 1))
+        return int(max(1, min(-(-n_components // GROUP_SIZE), by_memory)))
+
+    def columns(self, n_components):
+        # per row: the bounds and a few scalars, not C work columns
+        return 1 + self.n_groups(n_components) // 8
+
+    def start_fit(self, mixture, random_state):
+        self._reset(mixture)
+        if bounded_applies(mixture):
+            from ..kernels.bounds import group_components
+
+            # the grouping only affects speed, never the labels: a fixed seed
+            self._groups = group_components(mixture.means, mixture.alive,
+                                            self.n_groups(mixture.n_components), seed=0)
+
+    def after_m_step(self, mixture, report):
+        previous, self._mixture = self._mixture, mixture
+        self._epoch += 1
+        if self._groups is None or previous is None or not bounded_applies(mixture):
+            self._drift = None
+            return
+        step = np.sqrt(np.einsum("cd,cd->c", mixture.means - previous.means,
+                                 mixture.means - previous.means))
+        step = np.where(mixture.alive, step * DRIFT_INFLATE, 0.0)
+        group_start, members, _ = self._groups
+        G = group_start.shape[0] - 1
+        drift = np.zeros(G)
+        nonempty = group_start[1:] > group_start[:-1]
+        drift[nonempty] = np.maximum.reduceat(step[members], group_start[:-1][nonempty])
+        self._drift = drift
+
+    def update(self, X, mixture, K_prev, start=0, weights=None):
+        if mixture is not self._mixture or self._groups is None or not bounded_applies(mixture):
+            return super().update(X, mixture, K_prev, start, weights)
+        from .._threads import single_threaded_blas
+        from ..kernels.bounds import pass_blocks, pass_tile, yinyang_pass_into
+
+        n, D = X.shape
+        C = mixture.n_components
+        group_start, members, group_of = self._groups
+        G = group_start.shape[0] - 1
+        kept = self._chunks.get(start)
+        if kept is not None and kept[1].shape[0] == n and kept[0] == self._epoch - 1 \
+                and self._drift is not None:
+            labels_in, lower, drift = kept[1], kept[2], self._drift
+        elif kept is not None and kept[1].shape[0] == n and kept[0] == self._epoch:
+            labels_in, lower, drift = kept[1], kept[2], np.zeros(G)
+        else:
+            # no valid bounds: every point searches every group once
+            labels_in = np.full(n, -1, np.int32)
+            lower = np.empty((n, G), np.float32)
+            drift = np.zeros(G)
+        weights = np.ones(n) if weights is None else np.ascontiguousarray(weights, np.float64)
+        means = np.ascontiguousarray(mixture.means, dtype=np.float64)
+        blocks = pass_blocks(n)
+        labels = np.empty(n, np.int32)
+        dist2 = np.empty(n)
+        resp = np.zeros((blocks, C))
+        first = np.zeros((blocks, C, D))
+        second = np.zeros((blocks, C))
+        evals = np.zeros(blocks, np.int64)
+        # blocks run in parallel threads, each with single-threaded products
+        with single_threaded_blas():
+            yinyang_pass_into(
+                np.ascontiguousarray(X), weights, means,
+                np.ascontiguousarray(means[members].T, dtype=X.dtype), np.ascontiguousarray(mixture.alive),
+                labels_in, lower, group_start, members, group_of, drift,
+                float(np.finfo(X.dtype).eps) / 2, max(1, C // DIRECT_COST), pass_tile(C), blocks,
+                labels, dist2, resp, first, second, evals,
+            )
+        self._chunks[start] = (self._epoch, labels, lower)
+        cov = mixture.covariance
+        # the log-joint at the chosen mean: log pi + log N(x; mu, sigma^2 I)
+        lse = (mixture.log_weights[labels] + cov.log_norm()[labels]
+               - 0.5 * dist2 / cov.variance)
+        moments = (resp.sum(axis=0), first.sum(axis=0), second.sum(axis=0))
+        return ChunkResult(labels[:, None], np.ones((n, 1)), lse, int(evals.sum()),
+                           moments=moments)

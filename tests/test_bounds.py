@@ -1,0 +1,230 @@
+"""Lloyd's assignment with group bounds (KMeans(algorithm="yinyang")).
+
+Oracles: the NumPy twin ``kernels._reference.lloyd_pass`` (exact argmin of the
+unexpanded distances, and the statistics), the exact per-group distances (the
+bounds must never exceed them), KMeans(algorithm="lloyd") and scikit-learn's
+KMeans from the same initial centres.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.cluster import KMeans as SkKMeans
+from sklearn.datasets import make_blobs
+
+from truncmix import KMeans, TruncatedGaussianMixture
+from truncmix._threads import single_threaded_blas
+from truncmix.estep.bounded import Bounded
+from truncmix.kernels import _reference as ref
+from truncmix.kernels.bounds import group_components, pass_tile, yinyang_pass_into
+
+from .test_free_energy import assert_monotone
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning",
+    "ignore::truncmix.exceptions.DegenerateComponentWarning",
+)
+
+
+def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=None, blocks=3):
+    group_start, members, group_of = groups
+    n, D = X.shape
+    C = means.shape[0]
+    labels = np.empty(n, np.int32)
+    dist2 = np.empty(n)
+    resp, first = np.zeros((blocks, C)), np.zeros((blocks, C, D))
+    second, evals = np.zeros((blocks, C)), np.zeros(blocks, np.int64)
+    with single_threaded_blas():
+        yinyang_pass_into(
+            X, w, means, np.ascontiguousarray(means[members].T, dtype=X.dtype), alive,
+            labels_in, lower, group_start, members, group_of, drift,
+            float(np.finfo(X.dtype).eps) / 2, max(1, C // 8) if direct_limit is None else direct_limit,
+            pass_tile(C), blocks, labels, dist2, resp, first, second, evals,
+        )
+    return labels, dist2, resp.sum(0), first.sum(0), second.sum(0), int(evals.sum())
+
+
+def check_against_twin(X, w, means, alive, out, groups, fresh):
+    labels, dist2, resp, first, second, _ = out
+    r_labels, r_dist2, r_resp, r_first, r_second = ref.lloyd_pass(X, w, means, alive)
+    np.testing.assert_array_equal(labels, r_labels)
+    np.testing.assert_allclose(dist2, r_dist2, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(resp, r_resp, rtol=1e-12)
+    np.testing.assert_allclose(first, r_first, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(second, r_second, rtol=1e-10)
+    return labels
+
+
+def check_bounds(X, means, alive, labels, lower, groups, tight):
+    exact = ref.group_lower_bounds(X, means, alive, labels, groups[2], lower.shape[1])
+    # a bound may never exceed the distance it bounds
+    assert np.all(lower.astype(np.float64) <= exact), np.max(lower - exact)
+    if tight:
+        # fresh bounds from the products are the distances less their rounding
+        # (larger for float32 products, here on data far from the origin)
+        finite = np.isfinite(exact)
+        atol = 1e-3 if X.dtype == np.float64 else 1e-2
+        np.testing.assert_allclose(lower[finite], exact[finite], rtol=1e-4, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("C,n_groups", [(1, 1), (7, 1), (23, 3), (60, 6)])
+def test_kernel_equals_exact_lloyd_over_passes(dtype, C, n_groups):
+    rng = np.random.default_rng(C)
+    n, D = 700, 5
+    centres = rng.normal(scale=4.0, size=(C, D))
+    X = (centres[rng.integers(0, C, n)] + rng.normal(size=(n, D)) + 30.0).astype(dtype)
+    w = rng.uniform(0.0, 2.0, n)
+    w[::17] = 0.0
+    means = X[rng.choice(n, C, replace=False)].astype(np.float64)
+    alive = np.ones(C, bool)
+    groups = group_components(means, alive, n_groups)
+    labels = np.full(n, -1, np.int32)
+    lower = np.empty((n, n_groups), np.float32)
+    out = run_pass(X, w, means, alive, labels, lower, groups, np.zeros(n_groups))
+    labels = check_against_twin(X, w, means, alive, out, groups, True)
+    check_bounds(X, means, alive, labels, lower, groups, tight=True)
+    assert out[5] >= n * C  # the first pass scores every mean
+    for step in range(6):
+        # Lloyd's M-step, then some means jump (as relocated ones do)
+        new = means.copy()
+        filled = out[2] > 0
+        new[filled] += out[3][filled] / out[2][filled, None]
+        if step == 2:
+            new[0] += 5.0
+        drift_c = np.sqrt(((new - means) ** 2).sum(1)) * (1 + 1e-12)
+        drift = np.array([drift_c[groups[2] == g].max(initial=0.0) for g in range(n_groups)])
+        means = new
+        out = run_pass(X, w, means, alive, labels, lower, groups, drift)
+        labels = check_against_twin(X, w, means, alive, out, groups, False)
+        check_bounds(X, means, alive, labels, lower, groups, tight=False)
+
+
+def test_kernel_prunes_when_means_stand_still():
+    X, _ = make_blobs(3000, 4, centers=40, cluster_std=0.3, random_state=0)
+    C, G = 40, 4
+    means = X[np.random.default_rng(0).choice(3000, C, replace=False)]
+    alive = np.ones(C, bool)
+    groups = group_components(means, alive, G)
+    labels = np.full(3000, -1, np.int32)
+    lower = np.empty((3000, G), np.float32)
+    out = run_pass(X, np.ones(3000), means, alive, labels, lower, groups, np.zeros(G))
+    again = run_pass(X, np.ones(3000), means, alive, out[0], lower, groups, np.zeros(G))
+    np.testing.assert_array_equal(again[0], out[0])
+    # with fresh bounds and no drift, most points only check their own mean
+    assert again[5] < 0.25 * 3000 * C, again[5]
+
+
+def test_dead_components_are_never_chosen_and_direct_search_agrees():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(500, 3))
+    C, G = 30, 5
+    means = rng.normal(size=(C, 3))
+    alive = np.ones(C, bool)
+    alive[[0, 7, 8, 29]] = False
+    groups = group_components(means, alive, G)
+    for limit in (1, 10**9):  # products for every searched point / member by member
+        labels = np.full(500, -1, np.int32)
+        lower = np.empty((500, G), np.float32)
+        out = run_pass(X, np.ones(500), means, alive, labels, lower, groups, np.zeros(G), limit)
+        labels = check_against_twin(X, np.ones(500), means, alive, out, groups, True)
+        assert not np.isin(labels, [0, 7, 8, 29]).any()
+        moved = means + rng.normal(scale=0.05, size=means.shape)
+        drift_c = np.sqrt(((moved - means) ** 2).sum(1)) * (1 + 1e-12)
+        drift = np.array([drift_c[groups[2] == g].max(initial=0.0) for g in range(G)])
+        out = run_pass(X, np.ones(500), moved, alive, labels, lower, groups, drift, limit)
+        labels = check_against_twin(X, np.ones(500), moved, alive, out, groups, False)
+        check_bounds(X, moved, alive, labels, lower, groups, tight=False)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), C=st.integers(2, 40), G=st.integers(1, 8),
+       scale=st.floats(0.01, 3.0), f32=st.booleans())
+def test_kernel_is_exact_lloyd_under_random_moves(seed, C, G, scale, f32):
+    rng = np.random.default_rng(seed)
+    n, D = 200, 3
+    X = rng.normal(scale=3.0, size=(n, D)).astype(np.float32 if f32 else np.float64)
+    means = rng.normal(scale=3.0, size=(C, D))
+    alive = np.ones(C, bool)
+    groups = group_components(means, alive, G)
+    G = groups[0].shape[0] - 1
+    labels = np.full(n, -1, np.int32)
+    lower = np.empty((n, G), np.float32)
+    for _ in range(4):
+        out = run_pass(X, np.ones(n), means, alive, labels, lower, groups,
+                       drift if labels[0] >= 0 else np.zeros(G))
+        labels = check_against_twin(X, np.ones(n), means, alive, out, groups, False)
+        check_bounds(X, means, alive, labels, lower, groups, tight=False)
+        new = means + rng.normal(scale=scale, size=means.shape) * (rng.uniform(size=(C, 1)) < 0.5)
+        drift_c = np.sqrt(((new - means) ** 2).sum(1)) * (1 + 1e-12)
+        drift = np.array([drift_c[groups[2] == g].max(initial=0.0) for g in range(G)])
+        means = new
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_yinyang_fit_equals_lloyd_and_sklearn(dtype):
+    X, _ = make_blobs(4000, 6, centers=30, cluster_std=1.5, random_state=1)
+    X = X.astype(dtype)
+    init = X[np.random.default_rng(2).choice(4000, 30, replace=False)]
+    w = np.random.default_rng(3).uniform(0.5, 2.0, 4000)
+    a = KMeans(30, init=init, max_iter=100, tol=0, algorithm="yinyang").fit(X, sample_weight=w)
+    b = KMeans(30, init=init, max_iter=100, tol=0, algorithm="lloyd").fit(X, sample_weight=w)
+    sk = SkKMeans(30, init=init, n_init=1, max_iter=100, tol=0, algorithm="lloyd").fit(
+        X, sample_weight=w)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_array_equal(a.labels_, sk.labels_)
+    assert a.n_iter_ == b.n_iter_
+    rtol = 1e-10 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=rtol)
+    np.testing.assert_allclose(a.cluster_centers_, sk.cluster_centers_, rtol=rtol, atol=1e-5)
+    np.testing.assert_allclose(a.inertia_, b.inertia_, rtol=rtol)
+    np.testing.assert_allclose(a.free_energy_history_, b.free_energy_history_, rtol=1e-6)
+    assert_monotone(a.free_energy_history_)
+    # the bounds pay: late iterations compute far fewer than N C distances
+    evals = [r.n_evals for r in a.history_]
+    assert evals[0] >= 4000 * 30 and min(evals[1:]) < 0.3 * 4000 * 30, evals
+
+
+def test_yinyang_does_not_depend_on_chunking_and_relocates_like_lloyd():
+    X, _ = make_blobs(3000, 4, centers=12, random_state=4)
+    # a far-away start for one centre empties it: it is re-seeded
+    init = X[:12].copy()
+    init[5] = 1e3
+    fits = [KMeans(12, init=init, max_iter=50, tol=0, algorithm=alg, chunk_size=cs).fit(X)
+            for alg, cs in (("lloyd", None), ("yinyang", None), ("yinyang", 257))]
+    for f in fits[1:]:
+        np.testing.assert_array_equal(f.labels_, fits[0].labels_)
+        np.testing.assert_allclose(f.cluster_centers_, fits[0].cluster_centers_, rtol=1e-10)
+        assert f.n_iter_ == fits[0].n_iter_
+    assert any(r.n_relocated for r in fits[1].history_)
+
+
+def test_group_count_follows_memory_budget_and_estimator_choice():
+    est = Bounded(n_samples=10**9)
+    assert est.n_groups(1000) == 1  # 4 bytes per group and point: one group only
+    assert Bounded(n_samples=1000).n_groups(1000) == 100
+    X, _ = make_blobs(500, 3, centers=5, random_state=0)
+    assert isinstance(KMeans(5)._estep(_memory(X)), Bounded)
+    assert not isinstance(KMeans(5, algorithm="lloyd")._estep(_memory(X)), Bounded)
+    # the isotropic equal-weight hard mixture is the same model
+    gmm = TruncatedGaussianMixture(5, covariance_type="isotropic", weights="equal", n_active=1)
+    assert isinstance(gmm._estep(_memory(X)), Bounded)
+    learned = TruncatedGaussianMixture(5, covariance_type="isotropic", n_active=1)
+    assert not isinstance(learned._estep(_memory(X)), Bounded)
+
+
+def _memory(X):
+    from truncmix.backends.memory import MemoryData
+
+    return MemoryData(X, np.ones(X.shape[0]))
+
+
+def test_yinyang_gmm_equals_lloyd_kmeans():
+    X, _ = make_blobs(2000, 5, centers=8, random_state=7)
+    init = X[:8]
+    gmm = TruncatedGaussianMixture(8, covariance_type="isotropic", weights="equal", n_active=1,
+                                   means_init=init, max_iter=40, tol=0).fit(X)
+    km = KMeans(8, init=init, max_iter=40, tol=0, algorithm="lloyd").fit(X)
+    np.testing.assert_array_equal(gmm.predict(X), km.labels_)
+    np.testing.assert_allclose(gmm.means_, km.cluster_centers_, rtol=1e-10)
