@@ -28,7 +28,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 
 def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=None, blocks=3):
-    group_start, members, group_of = groups
+    members, group_of = groups
     n, D = X.shape
     C = means.shape[0]
     labels = np.empty(n, np.int32)
@@ -37,12 +37,19 @@ def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=N
     second, evals = np.zeros((blocks, C)), np.zeros(blocks, np.int64)
     with single_threaded_blas():
         yinyang_pass_into(
-            X, w, means, np.ascontiguousarray(means[members].T, dtype=X.dtype), alive,
-            labels_in, lower, group_start, members, group_of, drift,
+            X, w, means, means_t(means, members, X.dtype), alive,
+            labels_in, lower, members, group_of, drift,
             float(np.finfo(X.dtype).eps) / 2, max(1, C // 8) if direct_limit is None else direct_limit,
             pass_tile(C), blocks, labels, dist2, resp, first, second, evals,
         )
     return labels, dist2, resp.sum(0), first.sum(0), second.sum(0), int(evals.sum())
+
+
+def means_t(means, members, dtype):
+    flat = members.ravel()
+    out = np.zeros((means.shape[1], flat.size), dtype)
+    out[:, flat >= 0] = means[flat[flat >= 0]].T
+    return out
 
 
 def check_against_twin(X, w, means, alive, out, groups, fresh):
@@ -57,7 +64,7 @@ def check_against_twin(X, w, means, alive, out, groups, fresh):
 
 
 def check_bounds(X, means, alive, labels, lower, groups, tight):
-    exact = ref.group_lower_bounds(X, means, alive, labels, groups[2], lower.shape[1])
+    exact = ref.group_lower_bounds(X, means, alive, labels, groups[1], lower.shape[1])
     # a bound may never exceed the distance it bounds
     assert np.all(lower.astype(np.float64) <= exact), np.max(lower - exact)
     if tight:
@@ -94,7 +101,7 @@ def test_kernel_equals_exact_lloyd_over_passes(dtype, C, n_groups):
         if step == 2:
             new[0] += 5.0
         drift_c = np.sqrt(((new - means) ** 2).sum(1)) * (1 + 1e-12)
-        drift = np.array([drift_c[groups[2] == g].max(initial=0.0) for g in range(n_groups)])
+        drift = np.array([drift_c[groups[1] == g].max(initial=0.0) for g in range(n_groups)])
         means = new
         out = run_pass(X, w, means, alive, labels, lower, groups, drift)
         labels = check_against_twin(X, w, means, alive, out, groups, False)
@@ -132,7 +139,7 @@ def test_dead_components_are_never_chosen_and_direct_search_agrees():
         assert not np.isin(labels, [0, 7, 8, 29]).any()
         moved = means + rng.normal(scale=0.05, size=means.shape)
         drift_c = np.sqrt(((moved - means) ** 2).sum(1)) * (1 + 1e-12)
-        drift = np.array([drift_c[groups[2] == g].max(initial=0.0) for g in range(G)])
+        drift = np.array([drift_c[groups[1] == g].max(initial=0.0) for g in range(G)])
         out = run_pass(X, np.ones(500), moved, alive, labels, lower, groups, drift, limit)
         labels = check_against_twin(X, np.ones(500), moved, alive, out, groups, False)
         check_bounds(X, moved, alive, labels, lower, groups, tight=False)
@@ -148,7 +155,7 @@ def test_kernel_is_exact_lloyd_under_random_moves(seed, C, G, scale, f32):
     means = rng.normal(scale=3.0, size=(C, D))
     alive = np.ones(C, bool)
     groups = group_components(means, alive, G)
-    G = groups[0].shape[0] - 1
+    G = groups[0].shape[1]
     labels = np.full(n, -1, np.int32)
     lower = np.empty((n, G), np.float32)
     for _ in range(4):
@@ -158,7 +165,7 @@ def test_kernel_is_exact_lloyd_under_random_moves(seed, C, G, scale, f32):
         check_bounds(X, means, alive, labels, lower, groups, tight=False)
         new = means + rng.normal(scale=scale, size=means.shape) * (rng.uniform(size=(C, 1)) < 0.5)
         drift_c = np.sqrt(((new - means) ** 2).sum(1)) * (1 + 1e-12)
-        drift = np.array([drift_c[groups[2] == g].max(initial=0.0) for g in range(G)])
+        drift = np.array([drift_c[groups[1] == g].max(initial=0.0) for g in range(G)])
         means = new
 
 
@@ -198,6 +205,23 @@ def test_yinyang_does_not_depend_on_chunking_and_relocates_like_lloyd():
         np.testing.assert_allclose(f.cluster_centers_, fits[0].cluster_centers_, rtol=1e-10)
         assert f.n_iter_ == fits[0].n_iter_
     assert any(r.n_relocated for r in fits[1].history_)
+
+
+def test_groups_are_balanced_and_near():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=10.0, size=(7, 4))
+    means = centres.repeat(9, axis=0)[:60] + rng.normal(scale=0.1, size=(60, 4))
+    members, group_of = group_components(means, np.ones(60, bool), 7)
+    assert members.shape == (9, 7)
+    counts = np.bincount(group_of, minlength=7)
+    assert counts.max() - counts.min() <= 1 + (9 * 7 - 60)
+    flat = members.ravel()
+    np.testing.assert_array_equal(np.sort(flat[flat >= 0]), np.arange(60))
+    for g in range(7):
+        col = members[:, g]
+        assert np.all(group_of[col[col >= 0]] == g)
+    # well separated clumps of 9 become the groups
+    assert len({tuple(np.sort(members[:, g][members[:, g] >= 0] // 9)) for g in range(7)}) == 7
 
 
 def test_group_count_follows_memory_budget_and_estimator_choice():

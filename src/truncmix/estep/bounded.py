@@ -94,12 +94,17 @@ class Bounded(Exhaustive):
         step = np.sqrt(np.einsum("cd,cd->c", mixture.means - previous.means,
                                  mixture.means - previous.means))
         step = np.where(mixture.alive, step * DRIFT_INFLATE, 0.0)
-        group_start, members, _ = self._groups
-        G = group_start.shape[0] - 1
-        drift = np.zeros(G)
-        nonempty = group_start[1:] > group_start[:-1]
-        drift[nonempty] = np.maximum.reduceat(step[members], group_start[:-1][nonempty])
-        self._drift = drift
+        members, _ = self._groups
+        padded = np.where(members >= 0, step[np.maximum(members, 0)], 0.0)
+        self._drift = padded.max(axis=0)
+
+    def _means_t(self, means, dtype):
+        """The means as product columns in member-major order (zeros for padding)."""
+        members = self._groups[0].ravel()
+        out = np.zeros((means.shape[1], members.shape[0]), dtype)
+        real = members >= 0
+        out[:, real] = means[members[real]].T
+        return out
 
     def update(self, X, mixture, K_prev, start=0, weights=None):
         if mixture is not self._mixture or self._groups is None or not bounded_applies(mixture):
@@ -109,8 +114,8 @@ class Bounded(Exhaustive):
 
         n, D = X.shape
         C = mixture.n_components
-        group_start, members, group_of = self._groups
-        G = group_start.shape[0] - 1
+        members, group_of = self._groups
+        G = members.shape[1]
         kept = self._chunks.get(start)
         if kept is not None and kept[1].shape[0] == n and kept[0] == self._epoch - 1 \
                 and self._drift is not None:
@@ -135,8 +140,8 @@ class Bounded(Exhaustive):
         with single_threaded_blas():
             yinyang_pass_into(
                 np.ascontiguousarray(X), weights, means,
-                np.ascontiguousarray(means[members].T, dtype=X.dtype), np.ascontiguousarray(mixture.alive),
-                labels_in, lower, group_start, members, group_of, drift,
+                self._means_t(means, X.dtype), np.ascontiguousarray(mixture.alive),
+                labels_in, lower, members, group_of, drift,
                 float(np.finfo(X.dtype).eps) / 2, max(1, C // DIRECT_COST), pass_tile(C), blocks,
                 labels, dist2, resp, first, second, evals,
             )

@@ -44,19 +44,34 @@ def _sq_dist(x, m):  # pragma: no cover - compiled
 
 
 @nb.njit(fastmath=True)
-def _expanded_row(prod_row, norms2, out):  # pragma: no cover - compiled
-    """``out[p] = norms2[p] - 2 prod_row[p]`` (vectorised; all values finite)."""
-    for p in range(out.shape[0]):
-        out[p] = norms2[p] - 2.0 * np.float64(prod_row[p])
+def _sq_norm(x):  # pragma: no cover - compiled
+    """``||x||^2`` in float64 (finite inputs; vectorised)."""
+    s = 0.0
+    for d in range(x.shape[0]):
+        t = np.float64(x[d])
+        s += t * t
+    return s
 
 
-@nb.njit(fastmath={"nnan", "reassoc", "nsz"})
-def _segment_min(v, s, e):  # pragma: no cover - compiled
-    """``min(v[s:e])`` (vectorised; no NaN; +inf when empty)."""
-    m = np.inf
-    for p in range(s, e):
-        m = min(m, v[p])
-    return m
+@nb.njit(fastmath={"nnan", "reassoc", "nsz", "contract"})
+def _group_minima(prod_row, norms2, near):  # pragma: no cover - compiled
+    """Per group ``min_j norms2[p] - 2 prod_row[p]`` over its positions ``p = j G + g``.
+
+    Vectorised across groups; returns the least of them. Values are finite
+    (padding and dead means carry :data:`DEAD`).
+    """
+    G = near.shape[0]
+    S = norms2.shape[0] // G
+    for g in range(G):
+        near[g] = norms2[g] - 2.0 * np.float64(prod_row[g])
+    for j in range(1, S):
+        base = j * G
+        for g in range(G):
+            near[g] = min(near[g], norms2[base + g] - 2.0 * np.float64(prod_row[base + g]))
+    least = np.inf
+    for g in range(G):
+        least = min(least, near[g])
+    return least
 
 
 @nb.njit(fastmath={"nnan", "nsz", "arcp", "contract"})
@@ -88,8 +103,8 @@ def _store_bound(v):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def yinyang_pass_into(X, weights, means, means_t, alive, labels_in, lower, group_start, members,
-                      group_of, group_drift, gemm_unit, direct_limit, tile, n_blocks,
+def yinyang_pass_into(X, weights, means, means_t, alive, labels_in, lower, members, group_of,
+                      group_drift, gemm_unit, direct_limit, tile, n_blocks,
                       labels_out, dist2, resp, first, second, evals):  # pragma: no cover
     """One exact Lloyd assignment with group bounds, and its statistics.
 
@@ -102,13 +117,14 @@ def yinyang_pass_into(X, weights, means, means_t, alive, labels_in, lower, group
     re-scored unexpanded), which also refreshes all their bounds.
 
     IN:  X (n, D) float32/float64; weights (n,) float64; means (C, D)
-         float64; means_t (D, C) the means in X's dtype, columns in group
-         order (``means[members].T``), for the products;
-         alive (C,) bool (dead components are never chosen);
+         float64; alive (C,) bool (dead components are never chosen);
          labels_in (n,) int32, each point's label when its bounds were made
          (-1: unknown, the point is scored against every mean);
-         group_start (G+1,), members (C,) int64: the groups as CSR, members
-         in increasing order; group_of (C,) int64;
+         members (S, G) int64: member j of group g (-1: padding), so that a
+         row of products holds the j-th members of all groups side by side
+         and the group minima are vectorised; group_of (C,) int64;
+         means_t (D, S G) the means in X's dtype in ``members`` order (zero
+         columns for padding), for the products;
          group_drift (G,) float64: how far the group's members moved at most
          since the bounds were made (0 when they are fresh);
          gemm_unit: unit roundoff of the product's dtype;
@@ -126,19 +142,25 @@ def yinyang_pass_into(X, weights, means, means_t, alive, labels_in, lower, group
          row counts C).
     """
     n, D = X.shape
-    C = means.shape[0]
-    G = group_start.shape[0] - 1
-    # squared norms in the products' column order; a dead mean is never chosen
-    norms2 = np.empty(C)
+    S, G = members.shape
+    P = S * G
+    flat = members.ravel()
+    # squared norms in the products' column order; padding and dead means are
+    # never chosen
+    norms2 = np.empty(P)
     top_norm = 0.0
-    for p in range(C):
-        c = members[p]
-        norms2[p] = _sq_dist(means[c], np.zeros(D)) if alive[c] else DEAD
-        if alive[c] and norms2[p] > top_norm:
+    for p in range(P):
+        c = flat[p]
+        live = c >= 0 and alive[c]
+        norms2[p] = _sq_norm(means[c]) if live else DEAD
+        if live and norms2[p] > top_norm:
             top_norm = norms2[p]
     top_norm = np.sqrt(top_norm)
     # worst-case rounding of a dot product of length D (+ the cast of the means)
     gamma = (D + 2) * gemm_unit / (1.0 - (D + 2) * gemm_unit)
+    # no array expressions outside the prange below: with parallel=True each
+    # would be a parallel region of its own, and every region start waits for
+    # all threads (ruinous on a busy machine)
     for blk in nb.prange(n_blocks):
         s = (n * blk) // n_blocks
         e = (n * (blk + 1)) // n_blocks
@@ -148,9 +170,7 @@ def yinyang_pass_into(X, weights, means, means_t, alive, labels_in, lower, group
         who1 = np.empty(G, np.int64)
         searched = np.empty(G, np.bool_)
         buf = np.empty((tile, D), X.dtype)
-        scores = np.empty(C)
         rows = np.empty(tile, np.int64)
-        zero = np.zeros(D)
         filled = 0
         count = 0
         for i in range(s, e + 1):
@@ -169,7 +189,7 @@ def yinyang_pass_into(X, weights, means, means_t, alive, labels_in, lower, group
                         bound[g] = np.float64(lower[i, g]) - group_drift[g]
                         if bound[g] <= threshold:
                             n_fail += 1
-                            work += group_start[g + 1] - group_start[g]
+                    work = n_fail * S
                 if known and n_fail == 0:
                     # every other mean is provably farther: the label stays
                     for g in range(G):
@@ -191,9 +211,9 @@ def yinyang_pass_into(X, weights, means, means_t, alive, labels_in, lower, group
                         m1 = np.inf
                         m2 = np.inf
                         w1 = -1
-                        for j in range(group_start[g], group_start[g + 1]):
-                            c = members[j]
-                            if not alive[c]:
+                        for j in range(S):
+                            c = members[j, g]
+                            if c < 0 or not alive[c]:
                                 continue
                             if c == a:
                                 d2 = own2
@@ -239,16 +259,12 @@ def yinyang_pass_into(X, weights, means, means_t, alive, labels_in, lower, group
             for r in range(filled):
                 ii = rows[r]
                 xr = X[ii]
-                xx = _sq_dist(xr, zero)
+                xx = _sq_norm(xr)
                 err = 2.0 * gamma * np.sqrt(xx) * top_norm + 1e-14 * (xx + top_norm * top_norm)
-                # ||x - mu||^2 - ||x||^2 at every position, expanded
-                _expanded_row(prod[r], norms2, scores)
-                vmin = np.inf
-                for g in range(G):
-                    m = _segment_min(scores, group_start[g], group_start[g + 1])
-                    near1[g] = m
-                    vmin = min(vmin, m)
-                count += C
+                pr = prod[r]
+                # per group the least ||x - mu||^2 - ||x||^2, expanded
+                vmin = _group_minima(pr, norms2, near1)
+                count += P
                 # the exact best is among the means within the rounding of the best
                 best = -1
                 best2 = np.inf
@@ -256,9 +272,10 @@ def yinyang_pass_into(X, weights, means, means_t, alive, labels_in, lower, group
                 for g in range(G):
                     if near1[g] > limit:
                         continue
-                    for p in range(group_start[g], group_start[g + 1]):
-                        if scores[p] <= limit:
-                            c = members[p]
+                    for j in range(S):
+                        p = j * G + g
+                        if norms2[p] - 2.0 * np.float64(pr[p]) <= limit:
+                            c = flat[p]
                             d2 = _sq_dist(xr, means[c])
                             count += 1
                             if d2 < best2 or (d2 == best2 and c < best):
@@ -266,9 +283,10 @@ def yinyang_pass_into(X, weights, means, means_t, alive, labels_in, lower, group
                                 best = c
                 home = group_of[best]
                 m = np.inf
-                for p in range(group_start[home], group_start[home + 1]):
-                    if members[p] != best and scores[p] < m:
-                        m = scores[p]
+                for j in range(S):
+                    p = j * G + home
+                    if flat[p] != best:
+                        m = min(m, norms2[p] - 2.0 * np.float64(pr[p]))
                 near1[home] = m
                 _store_bounds(near1, xx - err, lower[ii])
                 _finish_row(ii, xr, weights[ii], best, best2, blk, means, labels_out, dist2,
@@ -278,7 +296,12 @@ def yinyang_pass_into(X, weights, means, means_t, alive, labels_in, lower, group
 
 
 def group_components(means, alive, n_groups, seed=0, n_iter=5):
-    """Split the components into groups of nearby means (a few Lloyd steps on the means).
+    """Split the components into G groups of nearby means, of equal size.
+
+    A few Lloyd steps on the means place G group centres; the means are then
+    dealt to their nearest group with room left (closest pairs first), so every
+    group holds ``ceil(C / G)`` members or one less. Equal sizes leave almost no
+    padding in the member-major layout of :func:`yinyang_pass_into`.
 
     Parameters
     ----------
@@ -290,32 +313,51 @@ def group_components(means, alive, n_groups, seed=0, n_iter=5):
 
     Returns
     -------
-    group_start : ndarray (G+1,) int64
-    members : ndarray (C,) int64, each group's members in increasing order
+    members : ndarray (S, G) int64
+        Member j of group g, in increasing component order; -1 pads the
+        groups with fewer than S members.
     group_of : ndarray (C,) int64
     """
     C = means.shape[0]
     G = max(1, min(int(n_groups), C))
+    S = -(-C // G)
     if G == 1:
         group_of = np.zeros(C, np.int64)
     else:
         rng = np.random.default_rng(seed)
         pts = np.where(alive[:, None], means, 0.0)
         centres = pts[np.sort(rng.choice(C, size=G, replace=False))]
-        for _ in range(n_iter):
+        for it in range(n_iter + 1):
             d2 = (np.einsum("cd,cd->c", pts, pts)[:, None] - 2.0 * pts @ centres.T
                   + np.einsum("gd,gd->g", centres, centres)[None, :])
-            group_of = np.argmin(d2, axis=1)
+            if it < n_iter:
+                group_of = np.argmin(d2, axis=1)
+            else:
+                # deal the closest (mean, group) pairs first, within the capacity
+                group_of = np.full(C, -1, np.int64)
+                room = np.full(G, S)
+                left = C
+                for flat in np.argsort(d2, axis=None, kind="stable"):
+                    c, g = divmod(int(flat), G)
+                    if group_of[c] < 0 and room[g] > 0:
+                        group_of[c] = g
+                        room[g] -= 1
+                        left -= 1
+                        if left == 0:
+                            break
             counts = np.bincount(group_of, minlength=G)
             sums = np.zeros_like(centres)
             np.add.at(sums, group_of, pts)
             filled = counts > 0
             centres[filled] = sums[filled] / counts[filled, None]
         group_of = group_of.astype(np.int64)
-    members = np.argsort(group_of, kind="stable").astype(np.int64)
-    group_start = np.zeros(G + 1, np.int64)
-    np.cumsum(np.bincount(group_of, minlength=G), out=group_start[1:])
-    return group_start, members, group_of
+    members = np.full((S, G), -1, np.int64)
+    fill = np.zeros(G, np.int64)
+    for c in range(C):
+        g = group_of[c]
+        members[fill[g], g] = c
+        fill[g] += 1
+    return members, group_of
 
 
 def pass_tile(n_components):
