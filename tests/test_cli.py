@@ -79,6 +79,18 @@ def test_fit_kmeans_and_human_output(work):
     assert km.sigma2_ == pytest.approx(ref.sigma2_, rel=1e-12)
 
 
+def test_fit_kmeans_algorithm_option(work):
+    d, X = work
+    run("fit", "data.csv", "--kmeans", "-k", 3, "--algorithm", "lloyd", "-o", "ll.tmx", cwd=d)
+    km = truncmix.load(d / "ll.tmx")
+    assert km.get_params()["algorithm"] == "lloyd"
+    ref = KMeans(3, random_state=0, algorithm="yinyang").fit(X)
+    np.testing.assert_array_equal(km.predict(X), ref.labels_)
+    np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-12)
+    _one_line_error(run("fit", "data.csv", "-k", 3, "--algorithm", "lloyd", cwd=d, check=False),
+                    2, "--algorithm")
+
+
 def test_fit_with_neighbourhood_search_matches_the_library(work):
     d, X = work
     args = ["--search", "neighbourhood", "--neighbors", 2, "--random", 1, "--init", "afk-mc2",

@@ -24,7 +24,7 @@ FULL_SHAPES = [(100_000, 32, 100), (100_000, 64, 1_000), (1_000_000, 16, 100)]
 SUITES = {
     "quick": {
         "kmeans": dict(shapes=[(20_000, 16, 20), (20_000, 32, 100)],
-                       dtypes=["float64", "float32"], m=(2, 12), repeats=3),
+                       dtypes=["float64", "float32"], m=(2, 12), repeats=3, whole_run_cap=40),
         "gmm": dict(cases=[((20_000, 16, 20), ("diag", "spherical", "full"))],
                     dtypes=["float64", "float32"], m=(1, 6), repeats=3),
         "truncated": dict(shapes=[(20_000, 32, 200)], n_active=5,
@@ -43,7 +43,8 @@ SUITES = {
                      models=("kmeans", "gmm_diag"), m=(2, 6), repeats=2, target=1.5),
     },
     "full": {
-        "kmeans": dict(shapes=FULL_SHAPES, dtypes=["float64", "float32"], m=(2, 7), repeats=3),
+        "kmeans": dict(shapes=FULL_SHAPES, dtypes=["float64", "float32"], m=(2, 7), repeats=3,
+                       whole_run_cap=60),
         # GaussianMixture(full) at (100k, 64, 1000) costs minutes per iteration: left out
         "gmm": dict(cases=[(FULL_SHAPES[0], ("diag", "spherical", "full")),
                            (FULL_SHAPES[1], ("diag", "spherical")),

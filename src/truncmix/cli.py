@@ -300,7 +300,11 @@ def _estimator(args, n):
                 f"--kmeans fixes one shared variance, equal weights and C'=1; drop {', '.join(clashes)}"
             )
         cls, kwargs = KMeans, dict(n_clusters=n)
+        if args.algorithm is not None:
+            kwargs["algorithm"] = args.algorithm
     else:
+        if args.algorithm is not None:
+            raise CLIError("--algorithm chooses how k-means assigns points; use it with --kmeans")
         cls = TruncatedGaussianMixture
         kwargs = dict(n_components=n, covariance_type=args.covariance or "diag",
                       weights=args.weights or "learned",
@@ -607,6 +611,10 @@ def build_parser():
                    help="components kept per point (C'); 'all' for exact EM (default)")
     g.add_argument("--search", choices=("exhaustive", "neighbourhood"),
                    help="how each point's C' components are found (default: exhaustive)")
+    g.add_argument("--algorithm", choices=("auto", "lloyd", "yinyang"),
+                   help="--kmeans with exhaustive search: 'yinyang' skips distances that "
+                        "group bounds rule out (same result), 'lloyd' scores every centre; "
+                        "default 'auto' (yinyang for data in memory)")
     g.add_argument("--neighbors", type=_positive_int, metavar="G",
                    help="neighbourhood size for --search neighbourhood (default: 5)")
     g.add_argument("--random", type=_non_negative_int, metavar="E",
