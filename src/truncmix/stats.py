@@ -153,18 +153,33 @@ def accumulate_dense(X, weights, q, anchors, moment, shared):
     -------
     resp, first, second : float64 ndarrays, as in :class:`SufficientStats`.
     """
-    X = np.asarray(X, dtype=np.float64)
     r = q if np.all(weights == 1.0) else q * weights[:, None]
+    n, D = X.shape
+    if moment in (MOMENT_SCALAR, MOMENT_VECTOR):
+        # one product reads the n x C posteriors once: r^T [1, x, x^2]
+        # (x^2 per feature, or its sum over features for the scalar moment)
+        width = 1 + D + (1 if moment == MOMENT_SCALAR else D)
+        Z = np.empty((n, width))
+        Z[:, 0] = 1.0
+        Z[:, 1 : 1 + D] = X
+        if moment == MOMENT_SCALAR:
+            np.einsum("ij,ij->i", Z[:, 1 : 1 + D], Z[:, 1 : 1 + D], out=Z[:, 1 + D])
+        else:
+            np.multiply(Z[:, 1 : 1 + D], Z[:, 1 : 1 + D], out=Z[:, 1 + D :])
+        sums = r.T @ Z
+        resp, rx = sums[:, 0].copy(), sums[:, 1 : 1 + D]
+        first = rx - resp[:, None] * anchors
+        if moment == MOMENT_SCALAR:
+            a_sq = np.einsum("cd,cd->c", anchors, anchors)
+            second = sums[:, 1 + D] - 2.0 * np.einsum("cd,cd->c", anchors, rx) + resp * a_sq
+        else:
+            second = sums[:, 1 + D :] - 2.0 * anchors * rx + resp[:, None] * anchors**2
+        return resp, first, second
+    X = np.asarray(X, dtype=np.float64)
     resp = r.sum(axis=0)
     rx = r.T @ X  # (C, D): sum r x
     first = rx - resp[:, None] * anchors
-    if moment == MOMENT_SCALAR:
-        x_sq = np.einsum("ij,ij->i", X, X)
-        a_sq = np.einsum("cd,cd->c", anchors, anchors)
-        second = r.T @ x_sq - 2.0 * np.einsum("cd,cd->c", anchors, rx) + resp * a_sq
-    elif moment == MOMENT_VECTOR:
-        second = r.T @ (X * X) - 2.0 * anchors * rx + resp[:, None] * anchors**2
-    elif shared:
+    if shared:
         # sum_c sum_n r_nc (x - a_c)(x - a_c)^T
         second = (X * r.sum(axis=1)[:, None]).T @ X
         cross = anchors.T @ rx  # sum_c a_c (sum_n r x)^T

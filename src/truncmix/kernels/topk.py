@@ -16,6 +16,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .vexp import exp_shifted_into
+
 
 @nb.njit(inline="always")
 def _select_row(row, k, K_out, q_out):  # pragma: no cover - compiled
@@ -101,6 +103,19 @@ def _softmax_row(row):  # pragma: no cover - compiled
     return top + np.log(total)
 
 
+@nb.njit(inline="always")
+def _softmax_dense(row, scratch, bits):  # pragma: no cover - compiled
+    """:func:`_softmax_row` for a whole row of C entries, with the vectorised exp."""
+    C = row.shape[0]
+    top = -np.inf
+    for c in range(C):
+        top = max(top, row[c])
+    total = exp_shifted_into(row, top, scratch, bits)
+    for c in range(C):
+        row[c] = scratch[c] / total
+    return top + np.log(total)
+
+
 @nb.njit(parallel=True, cache=True, nogil=True)
 def top_k_softmax_into(log_joint, k, K, q, lse):  # pragma: no cover - compiled
     """Keep the ``k`` largest entries of each row of ``log_joint``.
@@ -169,6 +184,7 @@ def fused_estep_into(X, B, bias, row_coef, cap, squares, k, tile, K, q, lse):  #
         else:
             G = np.dot(X[s:e], B)
         row = np.empty(C)
+        bits = np.empty(C, np.int64)
         tops = np.empty(LANES)
         idxs = np.empty(LANES, np.int64)
         for i in range(e - s):
@@ -182,7 +198,7 @@ def fused_estep_into(X, B, bias, row_coef, cap, squares, k, tile, K, q, lse):  #
                 for c in range(C):
                     v = np.float64(G[i, c]) + bias[c] + row_coef[c] * xsq
                     out[c] = v if v < cap[c] else cap[c]
-                lse[s + i] = _softmax_row(out)
+                lse[s + i] = _softmax_dense(out, row, bits)
             elif k == 1 and uniform:
                 # the row term is the same for every component: rank without it
                 if C >= LANE_MIN_COMPONENTS:
@@ -227,6 +243,8 @@ def fused_full_estep_into(X, P, M, bias, k, tile, K, q, lse):  # pragma: no cove
         e = min(n, s + tile)
         G = np.dot(X[s:e], P)
         row = np.empty(C)
+        scratch = np.empty(C)
+        bits = np.empty(C, np.int64)
         for i in range(e - s):
             out = q[s + i] if dense else row
             for c in range(C):
@@ -237,7 +255,7 @@ def fused_full_estep_into(X, P, M, bias, k, tile, K, q, lse):  # pragma: no cove
                     acc += y * y
                 out[c] = bias[c] - 0.5 * acc
             if dense:
-                lse[s + i] = _softmax_row(out)
+                lse[s + i] = _softmax_dense(out, scratch, bits)
             else:
                 lse[s + i] = _select_row(out, k, K[s + i], q[s + i])
 
