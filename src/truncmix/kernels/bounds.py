@@ -333,18 +333,7 @@ def group_components(means, alive, n_groups, seed=0, n_iter=5):
             if it < n_iter:
                 group_of = np.argmin(d2, axis=1)
             else:
-                # deal the closest (mean, group) pairs first, within the capacity
-                group_of = np.full(C, -1, np.int64)
-                room = np.full(G, S)
-                left = C
-                for flat in np.argsort(d2, axis=None, kind="stable"):
-                    c, g = divmod(int(flat), G)
-                    if group_of[c] < 0 and room[g] > 0:
-                        group_of[c] = g
-                        room[g] -= 1
-                        left -= 1
-                        if left == 0:
-                            break
+                group_of = _deal(d2, S)
             counts = np.bincount(group_of, minlength=G)
             sums = np.zeros_like(centres)
             np.add.at(sums, group_of, pts)
@@ -358,6 +347,44 @@ def group_components(means, alive, n_groups, seed=0, n_iter=5):
         members[fill[g], g] = c
         fill[g] += 1
     return members, group_of
+
+
+def _deal(d2, capacity):
+    """Each mean to its nearest group with room; the nearer means are served first.
+
+    Rounds: every unplaced mean asks its nearest group that still has room,
+    and each group takes the nearest of its askers up to its room.
+
+    Parameters
+    ----------
+    d2 : ndarray (C, G)
+        Squared distances of the means to the group centres.
+    capacity : int
+        Room per group (``capacity * G >= C``).
+
+    Returns
+    -------
+    ndarray (C,) int64
+    """
+    C, G = d2.shape
+    group_of = np.full(C, -1, np.int64)
+    room = np.full(G, capacity)
+    cost = d2.copy()
+    while True:
+        left = np.flatnonzero(group_of < 0)
+        if left.size == 0:
+            return group_of
+        cost[:, room == 0] = np.inf
+        ask = np.argmin(cost[left], axis=1)
+        mine = cost[left, ask]
+        # within each asked group, nearest first (stable: smaller index on ties)
+        order = np.lexsort((left, mine, ask))
+        ask, who = ask[order], left[order]
+        first = np.searchsorted(ask, ask, side="left")
+        rank = np.arange(ask.size) - first
+        taken = rank < room[ask]
+        group_of[who[taken]] = ask[taken]
+        np.subtract.at(room, ask[taken], 1)
 
 
 def pass_tile(n_components):
