@@ -64,3 +64,29 @@ def test_hard_assignment_ties_go_to_the_smaller_index(C):
     expected = np.argmin(d2, axis=1)  # first minimum: the smaller index
     assert (d2 == d2.min(1, keepdims=True)).sum(1).max() > 1, "no ties: the test would be vacuous"
     np.testing.assert_array_equal(res.K[:, 0], expected)
+
+
+@pytest.mark.parametrize("kind", ["isotropic", "spherical", "diag"])
+@pytest.mark.parametrize("C", [7, 300])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dense_statistics_in_the_kernel_equal_posteriors_then_accumulation(kind, C, dtype):
+    from truncmix.stats import from_posterior
+
+    rng = np.random.default_rng(C)
+    D, n = 5, 5000  # several row blocks
+    mixture = _mixture(kind, C, D, rng)
+    X = (rng.standard_normal((n, D)) * 2 + 3).astype(dtype)
+    w = rng.uniform(0, 2, n)
+    w[::11] = 0.0
+    cov = mixture.covariance
+    plain = Exhaustive(None).update(X, mixture, None, weights=w)
+    ref_stats = from_posterior(X, w, None, plain.q, plain.lse, mixture.means, cov.moment,
+                               cov.shared, n_evals=0, n_changed=0, offset=0, outlier_capacity=0)
+    fused = Exhaustive(None, dense_stats=True).update(X, mixture, None, weights=w)
+    assert fused.q is None and fused.moments[0] == cov.moment
+    _, resp, first, second = fused.moments
+    np.testing.assert_allclose(fused.lse, plain.lse, rtol=1e-12)
+    np.testing.assert_array_equal(fused.labels, np.argmax(plain.q, axis=1))
+    np.testing.assert_allclose(resp, ref_stats.resp, rtol=1e-10)
+    np.testing.assert_allclose(first, ref_stats.first, rtol=1e-8, atol=1e-8 * n)
+    np.testing.assert_allclose(second, ref_stats.second, rtol=1e-8, atol=1e-8 * n)

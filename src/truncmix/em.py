@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._constants import MOMENT_SCALAR
 from .exceptions import (
     DegenerateComponentWarning,
     FitInterruptedWarning,
@@ -87,9 +86,18 @@ def chunk_stats(chunk, estep, mixture, moments_of=None, *, update_state=True,
         chunk.X, chunk.weights, res.K, res.q, res.lse, mixture.means, cov.moment, cov.shared,
         n_evals=res.n_evals, n_changed=n_changed, offset=chunk.start,
         outlier_capacity=outlier_capacity, extra=res.extra,
-        moments=res.moments if cov.moment == MOMENT_SCALAR else None,
+        moments=_moments_for(res, cov.moment),
     )
     return stats, res
+
+
+def _moments_for(res, moment):
+    """The E-step's own statistics when they are of the moment needed, else None."""
+    if res.moments is not None and res.moments[0] == moment:
+        return res.moments[1:]
+    if res.q is None:
+        raise RuntimeError("the E-step kept neither posteriors nor the statistics needed")
+    return None
 
 
 def e_pass(backend, estep, mixture, *, update_state=True, outlier_capacity=0, on_chunk=None,

@@ -26,9 +26,12 @@ class ChunkResult:
         Statistics the strategy gathers for itself (closed under ``+``); they
         are summed over chunks and handed to :meth:`EStep.end_pass`.
     moments : tuple or None
-        ``(resp, first, second)`` about the mixture's means for the isotropic
-        (squared-norm) moment, when the strategy computed them on its way;
-        None lets the statistics be accumulated from ``K`` and ``q``.
+        ``(moment, resp, first, second)``: the statistics about the mixture's
+        means for the given moment (a ``MOMENT_*`` code), when the strategy
+        computed them on its way; None lets them be accumulated from ``K``
+        and ``q`` (``q`` may then be None).
+    best : ndarray (n,) or None
+        Each point's most probable component, when ``q`` is not kept.
     """
 
     K: np.ndarray | None
@@ -37,10 +40,13 @@ class ChunkResult:
     n_evals: int
     extra: object = None
     moments: tuple | None = None
+    best: np.ndarray | None = None
 
     @property
     def labels(self):
         """The best component of each point."""
+        if self.best is not None:
+            return self.best
         if self.K is None:
             return np.argmax(self.q, axis=1)
         return self.K[:, 0]

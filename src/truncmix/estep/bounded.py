@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._constants import MOMENT_SCALAR
 from .base import ChunkResult
 from .exhaustive import Exhaustive
 
@@ -150,6 +151,6 @@ class Bounded(Exhaustive):
         # the log-joint at the chosen mean: log pi + log N(x; mu, sigma^2 I)
         lse = (mixture.log_weights[labels] + cov.log_norm()[labels]
                - 0.5 * dist2 / cov.variance)
-        moments = (resp.sum(axis=0), first.sum(axis=0), second.sum(axis=0))
+        moments = (MOMENT_SCALAR, resp.sum(axis=0), first.sum(axis=0), second.sum(axis=0))
         return ChunkResult(labels[:, None], np.ones((n, 1)), lse, int(evals.sum()),
                            moments=moments)

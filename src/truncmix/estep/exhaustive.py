@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
+from .._constants import MOMENT_SCALAR, MOMENT_VECTOR
 from .base import ChunkResult, EStep
 
 
@@ -19,7 +20,20 @@ class Exhaustive(EStep):
     (:func:`truncmix.kernels.topk.fused_estep_into`): one matrix product per
     tile of rows, selection while the tile is in cache. "full" needs a product
     per component and goes through :meth:`Mixture.log_joint`.
+
+    Parameters
+    ----------
+    n_active : int or None
+    dense_stats : bool
+        For exact EM (every component kept) with the isotropic, spherical or
+        diag types, compute the M-step's statistics tile by tile in the same
+        kernel and keep no n x C posteriors (:func:`fused_dense_stats_into`);
+        the fit's E-step uses this, callers that need ``q`` do not.
     """
+
+    def __init__(self, n_active, dense_stats=False):
+        super().__init__(n_active)
+        self.dense_stats = dense_stats
 
     def update(self, X, mixture, K_prev, start=0, weights=None):
         n, C = X.shape[0], mixture.n_components
@@ -34,6 +48,9 @@ class Exhaustive(EStep):
         from .._threads import single_threaded_blas
         from ..kernels.topk import fused_estep_into, tile_rows
 
+        if (self.dense_stats and k == C and form.transform is None
+                and cov.moment in (MOMENT_SCALAR, MOMENT_VECTOR)):
+            return self._dense_stats(X, form, cov.moment, mixture.means, weights)
         if form.transform is not None:
             X = np.ascontiguousarray(X @ form.transform.astype(X.dtype, copy=False))
         dense = k == C
@@ -48,6 +65,40 @@ class Exhaustive(EStep):
                 k, tile_rows(C), K, q, lse,
             )
         return ChunkResult(None if dense else K, q, lse, n * C)
+
+    @staticmethod
+    def _dense_stats(X, form, moment, anchors, weights):
+        """Exact E-step with its statistics, tile by tile (no n x C posteriors)."""
+        from .._threads import single_threaded_blas
+        from ..kernels.bounds import pass_blocks
+        from ..kernels.topk import fused_dense_stats_into, tile_rows
+
+        n, D = X.shape
+        C = form.B.shape[1]
+        vector = moment == MOMENT_VECTOR
+        blocks = pass_blocks(n)
+        weights = np.ones(n) if weights is None else np.ascontiguousarray(weights, np.float64)
+        lse = np.empty(n)
+        best = np.empty(n, np.int64)
+        resp = np.zeros((blocks, C))
+        sums = np.zeros((blocks, C, 2 * D if vector else D + 1))
+        with single_threaded_blas():
+            fused_dense_stats_into(
+                np.ascontiguousarray(X), weights, np.ascontiguousarray(form.B, dtype=X.dtype),
+                form.bias, form.row_coef, form.cap, form.squares, vector, tile_rows(C), blocks,
+                True, lse, best, resp, sums,
+            )
+        resp = resp.sum(axis=0)
+        sums = sums.sum(axis=0)
+        rx = sums[:, :D]
+        first = rx - resp[:, None] * anchors
+        if vector:
+            second = sums[:, D:] - 2.0 * anchors * rx + resp[:, None] * anchors**2
+        else:
+            second = (sums[:, D] - 2.0 * np.einsum("cd,cd->c", anchors, rx)
+                      + resp * np.einsum("cd,cd->c", anchors, anchors))
+        return ChunkResult(None, None, lse, n * C, moments=(moment, resp, first, second),
+                           best=best)
 
     @staticmethod
     def _full(X, stacked, k, C):

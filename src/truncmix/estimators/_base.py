@@ -151,7 +151,7 @@ class TruncatedMixtureMixin:
         if (data is not None and kept == 1 and cov_type == "isotropic" and not learned
                 and self._bounds_wanted(isinstance(data, MemoryData))):
             return Bounded(data.n_samples)
-        return Exhaustive(n_active)
+        return Exhaustive(n_active, dense_stats=True)
 
     def _bounds_wanted(self, in_memory):
         """Whether a hard isotropic equal-weight fit uses :class:`Bounded` (in memory)."""

@@ -263,3 +263,82 @@ def fused_full_estep_into(X, P, M, bias, k, tile, K, q, lse):  # pragma: no cove
 def tile_rows(n_components):
     """Rows per tile: the tile's products (``n_columns`` each) should stay in L2."""
     return int(min(1024, max(8, (1 << 18) // max(n_components, 1))))
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def fused_dense_stats_into(X, weights, B, bias, row_coef, cap, squares, vector, tile, n_blocks,
+                           want_labels, lse, labels, resp, sums):  # pragma: no cover
+    """Exact E-step and its statistics in one pass, without an n x C output.
+
+    Each tile of rows gets its log-joints as in :func:`fused_estep_into`, their
+    softmax (the posteriors, kept only for the tile), and adds
+    ``sum_n w_n q_n(c) z_n`` to its block's sums by one product, with
+    ``z_n = [x_n, x_n^2]`` (``vector``: per-feature squares) or
+    ``[x_n, ||x_n||^2]``.
+
+    IN:  X (n, D); weights (n,) float64; B, bias, row_coef, cap, squares as in
+         :func:`fused_estep_into`; vector bool; tile rows per product;
+         n_blocks row blocks (a function of n only: reproducible sums);
+         want_labels: also write each row's most probable component.
+    OUT: lse (n,); labels (n,) int64 when ``want_labels``;
+         resp (n_blocks, C) and sums (n_blocks, C, D + D or D + 1), float64,
+         added to.
+    """
+    n, D = X.shape
+    C = B.shape[1]
+    W = sums.shape[2]
+    need_sq = False
+    for c in range(C):
+        if row_coef[c] != 0.0:
+            need_sq = True
+    for blk in nb.prange(n_blocks):
+        s0 = (n * blk) // n_blocks
+        e0 = (n * (blk + 1)) // n_blocks
+        q = np.empty((tile, C))
+        Z = np.empty((tile, W))
+        scratch = np.empty(C)
+        bits = np.empty(C, np.int64)
+        A = np.empty((tile, 2 * D), X.dtype) if squares else np.empty((0, 0), X.dtype)
+        for s in range(s0, e0, tile):
+            e = min(e0, s + tile)
+            m = e - s
+            if squares:
+                for i in range(m):
+                    for d in range(D):
+                        v = X[s + i, d]
+                        A[i, d] = v
+                        A[i, D + d] = v * v
+                G = np.dot(A[:m], B)
+            else:
+                G = np.dot(X[s:e], B)
+            for i in range(m):
+                xsq = 0.0
+                for d in range(D):
+                    xd = np.float64(X[s + i, d])
+                    Z[i, d] = xd
+                    if vector:
+                        Z[i, D + d] = xd * xd
+                    xsq += xd * xd
+                if not vector:
+                    Z[i, D] = xsq
+                row = q[i]
+                for c in range(C):
+                    v = np.float64(G[i, c]) + bias[c]
+                    if need_sq:
+                        v += row_coef[c] * xsq
+                    row[c] = v if v < cap[c] else cap[c]
+                if want_labels:
+                    best = 0
+                    for c in range(1, C):
+                        if row[c] > row[best]:
+                            best = c
+                    labels[s + i] = best
+                lse[s + i] = _softmax_dense(row, scratch, bits)
+                w = weights[s + i]
+                for c in range(C):
+                    row[c] *= w
+                    resp[blk, c] += row[c]
+            part = np.dot(q[:m].T, Z[:m])
+            for c in range(C):
+                for j in range(W):
+                    sums[blk, c, j] += part[c, j]
