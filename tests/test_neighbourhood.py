@@ -467,3 +467,62 @@ def test_bad_search_parameters_are_refused():
         KMeans(3, search="neighbourhood", n_neighbors=0).fit(X)
     with pytest.raises(ValueError, match="n_random"):
         TruncatedGaussianMixture(3, n_active=1, search="neighbourhood", n_random=-1).fit(X)
+
+
+# ------------------------------------------- k-means start of a neighbourhood GMM
+def test_kmeans_start_runs_on_the_fit_rows_and_hands_its_sets_on(monkeypatch):
+    """init="k-means" with the search: the start's means are exactly the centres
+    of KMeans fitted alone (same seed), and the sets handed on are that KMeans'
+    labels (at its fixed point the last iteration's sets are the final ones)."""
+    from sklearn.datasets import make_blobs
+
+    import truncmix.estimators.gmm as gmm_module
+
+    X, _ = make_blobs(3000, 4, centers=40, random_state=3)
+    kw = dict(search="neighbourhood", coreset_size=200, n_neighbors=4)
+    km = KMeans(40, random_state=5, **kw).fit(X)
+    assert km.converged_
+    seen = {}
+    real = gmm_module.first_m_step
+
+    def spy(backend, means, *args, **kwargs):
+        seen["means"] = means + backend.offset
+        seen["labels"] = kwargs["labels"].copy()
+        return real(backend, means, *args, **kwargs)
+
+    monkeypatch.setattr(gmm_module, "first_m_step", spy)
+    gm = TruncatedGaussianMixture(40, n_active=3, init="k-means", random_state=5, max_iter=5,
+                                  **kw).fit(X)
+    np.testing.assert_allclose(seen["means"], km.cluster_centers_, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(seen["labels"], km.labels_)
+    assert_monotone(gm.free_energy_history_)
+
+
+def test_final_pass_does_not_learn_neighbourhoods():
+    """The final E-step of a fit leaves the neighbourhood table as the last
+    iteration made it (nothing follows that would use a new one)."""
+    from sklearn.datasets import make_blobs
+
+    from truncmix.backends import InMemory
+    from truncmix.em import EMConfig, EMRun, e_pass
+    from truncmix.init import first_m_step
+    from truncmix.model.covariance import Floor
+
+    X, _ = make_blobs(2000, 3, centers=30, random_state=0)
+    Xc = X - X.mean(axis=0)
+    backend = InMemory(Xc, np.ones(len(X)), np.zeros(3))
+    step = Neighbourhood(2, n_neighbors=3)
+    backend.allocate_state(step.state_shape(len(X), 30))
+    floor = Floor.from_variances(Xc.var(axis=0), 1e-6)
+    start = first_m_step(backend, Xc[:30].copy(), "diag", np.diag(Xc.var(axis=0)),
+                         learned_weights=True, floor=floor, reg_covar=0.0, seed_state=True)
+    step.start_fit(start, np.random.RandomState(0))
+    run = EMRun(backend, step, start, EMConfig(learned_weights=True, floor=floor, max_iter=3,
+                                               tol=0.0), keep_state=True).run()
+    table, passes = step.table.copy(), step.pass_index
+    run.finish()
+    np.testing.assert_array_equal(step.table, table)
+    assert step.pass_index == passes
+    # an ordinary pass does learn (the check above can fail)
+    e_pass(backend, step, run.mixture)
+    assert step.pass_index == passes + 1
