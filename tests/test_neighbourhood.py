@@ -111,8 +111,13 @@ def test_estep_kernel_equals_numpy_twin(cov_type, k, G, E, dtype):
     assert np.all(best >= old - 1e-9 * np.abs(old))
 
 
+@pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("capacity", [3, 8])
-def test_neighbour_table_equals_numpy_twin(capacity):
+def test_neighbour_table_equals_numpy_twin(capacity, parallel, monkeypatch):
+    """Both the serial and the parallel kernel (chosen by the table's size)."""
+    import truncmix.kernels.neighbourhood as kernels
+
+    monkeypatch.setattr(kernels, "CHOOSE_PARALLEL_ENTRIES", 0 if parallel else 1 << 40)
     rng = np.random.default_rng(3)
     n, C, G, width = 300, 15, 4, 6
     best = rng.integers(C, size=n).astype(np.int32)
@@ -395,8 +400,13 @@ def test_pivots_find_the_nearest_means_of_separated_clusters():
     assert res.n_evals < 0.3 * exact.n_evals
 
 
-def test_large_kmeans_seeded_through_pivots_stays_monotone():
+def test_large_kmeans_seeded_through_pivots_stays_monotone(monkeypatch):
     from sklearn.datasets import make_blobs
+
+    import truncmix.init
+
+    # 600 components are below the pivots' default threshold: lower it
+    monkeypatch.setattr(truncmix.init, "PIVOT_MIN_COMPONENTS", 512)
 
     X, _ = make_blobs(8000, 6, centers=600, random_state=1)
     km = KMeans(600, search="neighbourhood", coreset_size=3000, random_state=0, max_iter=15,
@@ -526,3 +536,43 @@ def test_final_pass_does_not_learn_neighbourhoods():
     # an ordinary pass does learn (the check above can fail)
     e_pass(backend, step, run.mixture)
     assert step.pass_index == passes + 1
+
+
+@pytest.mark.parametrize("cov_type", ["isotropic", "spherical", "diag"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_swaps_equal_the_numpy_path(cov_type, dtype, monkeypatch):
+    """The numba kernels of a swap round (diagonal forms) make the same swaps as
+    the NumPy path that every covariance type has: same moves, labels and means."""
+    from sklearn.datasets import make_blobs
+
+    import truncmix.moves as moves
+    from truncmix.backends import InMemory
+    from truncmix.em import e_pass
+    from truncmix.model.covariance import COVARIANCE_TYPES
+
+    X, y = make_blobs(3000, 5, centers=60, random_state=4, cluster_std=0.6)
+    X = X.astype(dtype)
+    rng = np.random.default_rng(0)
+    # a poor start: 60 means drawn from 30 of the blobs (doubles, and 30 blobs empty)
+    blobs = rng.choice(60, size=30, replace=False)
+    init = np.concatenate([X[y == b][:2] for b in blobs]).astype(np.float64)
+    covs = {"isotropic": 1.0, "spherical": rng.uniform(0.5, 2.0, 60),
+            "diag": rng.uniform(0.5, 2.0, (60, 5))}[cov_type]
+    logw = np.log(rng.dirichlet(np.full(60, 5.0)))
+    mixture = Mixture(init, logw, COVARIANCE_TYPES[cov_type].from_covariances(covs, 60, 5))
+    weights = rng.choice([0.5, 1.0, 2.0], size=len(X))
+    results = []
+    for compiled in (True, False):
+        monkeypatch.setattr(moves, "COMPILED", compiled)
+        backend = InMemory(X, weights, np.zeros(5))
+        step = Neighbourhood(1, n_neighbors=3, n_random=0)
+        backend.allocate_state((len(X), 1))
+        backend.state[:, 0] = np.argmax(mixture.log_joint(X), axis=1)
+        step.start_fit(mixture, np.random.RandomState(0))
+        stats = e_pass(backend, step, mixture)
+        moved, n = moves.swap_moves(backend, mixture, stats.extra, 40, table=step.table)
+        results.append((moved.means, backend.state[:, 0].copy(), n))
+    (m1, l1, n1), (m2, l2, n2) = results
+    assert n1 == n2 >= 10
+    np.testing.assert_array_equal(l1, l2)
+    np.testing.assert_allclose(m1, m2, rtol=1e-10, atol=1e-10)
