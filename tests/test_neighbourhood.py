@@ -143,6 +143,53 @@ def test_neighbour_table_equals_numpy_twin(capacity, parallel, monkeypatch):
     assert all(len(set(row)) == G for row in new)
 
 
+@pytest.mark.parametrize("capacity", [2, 4, 12])
+def test_tally_equals_a_plain_pass_over_the_rows(capacity):
+    """The grouped tally (rows by best component) fills the table exactly as a
+    plain pass in row order would, also into a table that already holds pairs
+    and rows that fill up (later pairs dropped)."""
+    rng = np.random.default_rng(11)
+    C, width = 9, 5
+
+    def chunk(n):
+        best = rng.integers(C, size=n).astype(np.int32)
+        cand = np.full((n, width), -1, np.int32)
+        n_cand = rng.integers(0, width + 1, size=n).astype(np.int32)
+        for i in range(n):
+            others = rng.permutation(np.delete(np.arange(C), best[i]))[: n_cand[i]]
+            cand[i, : n_cand[i]] = others
+        return best, cand, rng.exponential(size=(n, width)), n_cand, rng.choice([0.0, 0.5, 1.0], n)
+
+    def plain(parts):
+        keys = np.full((C, capacity), -1, np.int32)
+        sums, counts = np.zeros((C, capacity)), np.zeros((C, capacity))
+        for best, cand, gap, n_cand, w in parts:
+            for i in range(len(best)):
+                if w[i] == 0.0:
+                    continue
+                b = best[i]
+                for j in range(n_cand[i]):
+                    row = list(keys[b])
+                    if cand[i, j] in row:
+                        a = row.index(cand[i, j])
+                        sums[b, a] += w[i] * gap[i, j]
+                        counts[b, a] += w[i]
+                    elif -1 in row:
+                        a = row.index(-1)
+                        keys[b, a], sums[b, a], counts[b, a] = cand[i, j], w[i] * gap[i, j], w[i]
+        return keys, sums, counts
+
+    parts = [chunk(200), chunk(150)]
+    keys = np.full((C, capacity), -1, np.int32)
+    sums, counts = np.zeros((C, capacity)), np.zeros((C, capacity))
+    for part in parts:
+        tally_into(*part, keys, sums, counts)
+    want = plain(parts)
+    np.testing.assert_array_equal(keys, want[0])
+    np.testing.assert_array_equal(sums, want[1])  # same additions in the same order
+    np.testing.assert_array_equal(counts, want[2])
+
+
 def test_scores_sum_in_any_grouping():
     """Folded tables do not depend on how chunks are grouped."""
     rng = np.random.default_rng(5)
