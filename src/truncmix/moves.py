@@ -127,6 +127,10 @@ def _diagonal_form(mixture):
 #: use the compiled kernels of :mod:`truncmix.kernels.swaps` for diagonal forms
 #: (tests switch it off to compare with the NumPy path)
 COMPILED = True
+#: largest fallback pool scored by the compiled loop; a small donor's pool of
+#: every component goes through a matrix product instead (at C = 8 000 the loop
+#: cost about 10 ms per such donor)
+COMPILED_POOL = 64
 
 
 def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, table, on_move,
@@ -184,7 +188,8 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
             failures += 1
             used[j] = True
             continue
-        if diagonal is None:
+        if diagonal is None or pool.size > COMPILED_POOL:
+            # (a pool of every component is one matrix product: faster there)
             block = _log_joint_with(mixture, X[rows[lo:hi]], pool)
         else:
             block = pool_log_joints(X, rows[lo:hi], pool, mixture.means, *diagonal)
