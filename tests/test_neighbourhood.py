@@ -111,8 +111,13 @@ def test_estep_kernel_equals_numpy_twin(cov_type, k, G, E, dtype):
     assert np.all(best >= old - 1e-9 * np.abs(old))
 
 
+@pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("capacity", [3, 8])
-def test_neighbour_table_equals_numpy_twin(capacity):
+def test_neighbour_table_equals_numpy_twin(capacity, parallel, monkeypatch):
+    """Both the serial and the parallel kernel (chosen by the table's size)."""
+    import truncmix.kernels.neighbourhood as kernels
+
+    monkeypatch.setattr(kernels, "CHOOSE_PARALLEL_ENTRIES", 0 if parallel else 1 << 40)
     rng = np.random.default_rng(3)
     n, C, G, width = 300, 15, 4, 6
     best = rng.integers(C, size=n).astype(np.int32)
@@ -136,6 +141,53 @@ def test_neighbour_table_equals_numpy_twin(capacity):
     np.testing.assert_array_equal(new, expected)
     assert (new[:, 0] == np.arange(C)).all()
     assert all(len(set(row)) == G for row in new)
+
+
+@pytest.mark.parametrize("capacity", [2, 4, 12])
+def test_tally_equals_a_plain_pass_over_the_rows(capacity):
+    """The grouped tally (rows by best component) fills the table exactly as a
+    plain pass in row order would, also into a table that already holds pairs
+    and rows that fill up (later pairs dropped)."""
+    rng = np.random.default_rng(11)
+    C, width = 9, 5
+
+    def chunk(n):
+        best = rng.integers(C, size=n).astype(np.int32)
+        cand = np.full((n, width), -1, np.int32)
+        n_cand = rng.integers(0, width + 1, size=n).astype(np.int32)
+        for i in range(n):
+            others = rng.permutation(np.delete(np.arange(C), best[i]))[: n_cand[i]]
+            cand[i, : n_cand[i]] = others
+        return best, cand, rng.exponential(size=(n, width)), n_cand, rng.choice([0.0, 0.5, 1.0], n)
+
+    def plain(parts):
+        keys = np.full((C, capacity), -1, np.int32)
+        sums, counts = np.zeros((C, capacity)), np.zeros((C, capacity))
+        for best, cand, gap, n_cand, w in parts:
+            for i in range(len(best)):
+                if w[i] == 0.0:
+                    continue
+                b = best[i]
+                for j in range(n_cand[i]):
+                    row = list(keys[b])
+                    if cand[i, j] in row:
+                        a = row.index(cand[i, j])
+                        sums[b, a] += w[i] * gap[i, j]
+                        counts[b, a] += w[i]
+                    elif -1 in row:
+                        a = row.index(-1)
+                        keys[b, a], sums[b, a], counts[b, a] = cand[i, j], w[i] * gap[i, j], w[i]
+        return keys, sums, counts
+
+    parts = [chunk(200), chunk(150)]
+    keys = np.full((C, capacity), -1, np.int32)
+    sums, counts = np.zeros((C, capacity)), np.zeros((C, capacity))
+    for part in parts:
+        tally_into(*part, keys, sums, counts)
+    want = plain(parts)
+    np.testing.assert_array_equal(keys, want[0])
+    np.testing.assert_array_equal(sums, want[1])  # same additions in the same order
+    np.testing.assert_array_equal(counts, want[2])
 
 
 def test_scores_sum_in_any_grouping():
@@ -395,8 +447,13 @@ def test_pivots_find_the_nearest_means_of_separated_clusters():
     assert res.n_evals < 0.3 * exact.n_evals
 
 
-def test_large_kmeans_seeded_through_pivots_stays_monotone():
+def test_large_kmeans_seeded_through_pivots_stays_monotone(monkeypatch):
     from sklearn.datasets import make_blobs
+
+    import truncmix.init
+
+    # 600 components are below the pivots' default threshold: lower it
+    monkeypatch.setattr(truncmix.init, "PIVOT_MIN_COMPONENTS", 512)
 
     X, _ = make_blobs(8000, 6, centers=600, random_state=1)
     km = KMeans(600, search="neighbourhood", coreset_size=3000, random_state=0, max_iter=15,
@@ -467,3 +524,132 @@ def test_bad_search_parameters_are_refused():
         KMeans(3, search="neighbourhood", n_neighbors=0).fit(X)
     with pytest.raises(ValueError, match="n_random"):
         TruncatedGaussianMixture(3, n_active=1, search="neighbourhood", n_random=-1).fit(X)
+
+
+# ------------------------------------------- k-means start of a neighbourhood GMM
+def test_kmeans_start_runs_on_the_fit_rows_and_hands_its_sets_on(monkeypatch):
+    """init="k-means" with the search: the start's means are exactly the centres
+    of KMeans fitted alone (same seed), and the sets handed on are that KMeans'
+    labels (at its fixed point the last iteration's sets are the final ones)."""
+    from sklearn.datasets import make_blobs
+
+    import truncmix.estimators.gmm as gmm_module
+
+    X, _ = make_blobs(3000, 4, centers=40, random_state=3)
+    kw = dict(search="neighbourhood", coreset_size=200, n_neighbors=4)
+    km = KMeans(40, random_state=5, **kw).fit(X)
+    assert km.converged_
+    seen = {}
+    real = gmm_module.first_m_step
+
+    def spy(backend, means, *args, **kwargs):
+        seen["means"] = means + backend.offset
+        seen["labels"] = kwargs["labels"].copy()
+        return real(backend, means, *args, **kwargs)
+
+    monkeypatch.setattr(gmm_module, "first_m_step", spy)
+    gm = TruncatedGaussianMixture(40, n_active=3, init="k-means", random_state=5, max_iter=5,
+                                  **kw).fit(X)
+    np.testing.assert_allclose(seen["means"], km.cluster_centers_, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(seen["labels"], km.labels_)
+    assert_monotone(gm.free_energy_history_)
+
+
+def test_final_pass_does_not_learn_neighbourhoods():
+    """The final E-step of a fit leaves the neighbourhood table as the last
+    iteration made it (nothing follows that would use a new one)."""
+    from sklearn.datasets import make_blobs
+
+    from truncmix.backends import InMemory
+    from truncmix.em import EMConfig, EMRun, e_pass
+    from truncmix.init import first_m_step
+    from truncmix.model.covariance import Floor
+
+    X, _ = make_blobs(2000, 3, centers=30, random_state=0)
+    Xc = X - X.mean(axis=0)
+    backend = InMemory(Xc, np.ones(len(X)), np.zeros(3))
+    step = Neighbourhood(2, n_neighbors=3)
+    backend.allocate_state(step.state_shape(len(X), 30))
+    floor = Floor.from_variances(Xc.var(axis=0), 1e-6)
+    start = first_m_step(backend, Xc[:30].copy(), "diag", np.diag(Xc.var(axis=0)),
+                         learned_weights=True, floor=floor, reg_covar=0.0, seed_state=True)
+    step.start_fit(start, np.random.RandomState(0))
+    run = EMRun(backend, step, start, EMConfig(learned_weights=True, floor=floor, max_iter=3,
+                                               tol=0.0), keep_state=True).run()
+    table, passes = step.table.copy(), step.pass_index
+    run.finish()
+    np.testing.assert_array_equal(step.table, table)
+    assert step.pass_index == passes
+    # an ordinary pass does learn (the check above can fail)
+    e_pass(backend, step, run.mixture)
+    assert step.pass_index == passes + 1
+
+
+@pytest.mark.parametrize("cov_type", ["isotropic", "spherical", "diag"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_swaps_equal_the_numpy_path(cov_type, dtype, monkeypatch):
+    """The numba kernels of a swap round (diagonal forms) make the same swaps as
+    the NumPy path that every covariance type has: same moves, labels and means."""
+    from sklearn.datasets import make_blobs
+
+    import truncmix.moves as moves
+    from truncmix.backends import InMemory
+    from truncmix.em import e_pass
+    from truncmix.model.covariance import COVARIANCE_TYPES
+
+    X, y = make_blobs(3000, 5, centers=60, random_state=4, cluster_std=0.6)
+    X = X.astype(dtype)
+    rng = np.random.default_rng(0)
+    # a poor start: 60 means drawn from 30 of the blobs (doubles, and 30 blobs empty)
+    blobs = rng.choice(60, size=30, replace=False)
+    init = np.concatenate([X[y == b][:2] for b in blobs]).astype(np.float64)
+    covs = {"isotropic": 1.0, "spherical": rng.uniform(0.5, 2.0, 60),
+            "diag": rng.uniform(0.5, 2.0, (60, 5))}[cov_type]
+    logw = np.log(rng.dirichlet(np.full(60, 5.0)))
+    mixture = Mixture(init, logw, COVARIANCE_TYPES[cov_type].from_covariances(covs, 60, 5))
+    weights = rng.choice([0.5, 1.0, 2.0], size=len(X))
+    results = []
+    for compiled in (True, False):
+        monkeypatch.setattr(moves, "COMPILED", compiled)
+        backend = InMemory(X, weights, np.zeros(5))
+        step = Neighbourhood(1, n_neighbors=3, n_random=0)
+        backend.allocate_state((len(X), 1))
+        backend.state[:, 0] = np.argmax(mixture.log_joint(X), axis=1)
+        step.start_fit(mixture, np.random.RandomState(0))
+        stats = e_pass(backend, step, mixture)
+        moved, n = moves.swap_moves(backend, mixture, stats.extra, 40, table=step.table)
+        results.append((moved.means, backend.state[:, 0].copy(), n))
+    (m1, l1, n1), (m2, l2, n2) = results
+    assert n1 == n2 >= 10
+    np.testing.assert_array_equal(l1, l2)
+    np.testing.assert_allclose(m1, m2, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("cov_type", ["isotropic", "diag", "tied"])
+def test_float32_data_with_float64_or_float32_form(cov_type, monkeypatch):
+    """Float32 data: small forms are read in float64, large ones cast to float32
+    (FLOAT64_FORM_BYTES); both agree with a float64 recomputation of the
+    log-joints of the sets they choose."""
+    import truncmix.estep.neighbourhood as module
+
+    rng = np.random.default_rng(7)
+    C, D, n, k = 40, 6, 500, 3
+    mixture = random_mixture(rng, C, D, cov_type)
+    X = (mixture.means[rng.integers(C, size=n)] + rng.normal(size=(n, D))).astype(np.float32)
+    K_prev = random_sets(rng, n, C, k)
+    results = {}
+    for limit in (0, 1 << 40):
+        monkeypatch.setattr(module, "FLOAT64_FORM_BYTES", limit)
+        step = Neighbourhood(k, n_neighbors=4, n_random=2)
+        step.start_fit(mixture, np.random.RandomState(0))
+        res = step.update(X, mixture, K_prev.copy())
+        form = step._gather_form(mixture, np.float32)
+        assert form.M.dtype == (np.float32 if limit == 0 else np.float64)
+        full = mixture.log_joint(X.astype(np.float64))
+        chosen = np.take_along_axis(full, res.K, axis=1)
+        lse = np.logaddexp.reduce(chosen, axis=1)
+        # (rows rescued by an exhaustive search use float32 products either way)
+        np.testing.assert_allclose(res.lse, lse, rtol=1e-5)
+        results[limit] = res.K
+    # the two forms differ by rounding only: the same sets almost everywhere
+    assert (results[0] == results[1 << 40]).all(axis=1).mean() > 0.99

@@ -62,7 +62,7 @@ SUITES = {
                           birch1=True, seed=0, coreset_factor=2, max_iter=256, faiss_niter=50,
                           elkan_max_bytes=4 * 2**30, goals={"1000": 10.0, "4000": 30.0}),
         "sublinear_em": dict(seed=0, coreset_factor=2, gmm=(100_000, 32, 1_000),
-                             gmm_max_iter=100, scaling_shape=(200_000, 64),
+                             gmm_max_iter=100, gmm_repeats=3, scaling_shape=(200_000, 64),
                              scaling_components=[1_000, 2_000, 4_000, 8_000], scaling_iter=16),
         # issue 6: a 1.28 GB file, written once under /tmp
         "outofcore": dict(shape=(10_000_000, 32, 100), dtype="float32", max_iter=3,

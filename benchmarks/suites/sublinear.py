@@ -17,7 +17,9 @@ Three measurements, all in one process, float32 data, the same thread limit:
    ``GaussianMixture(diag)`` (its default k-means start) one iteration at a
    time (``warm_start``), scored on held-out rows after each; the reference is
    its converged score. truncmix ``TruncatedGaussianMixture(diag, n_active=5,
-   search="neighbourhood", init="k-means")`` on the same schedule as above.
+   search="neighbourhood", init="k-means")`` on the same schedule as above;
+   the complete fit found is then timed ``gmm_repeats`` (3) times in all and
+   the median counts (every run must reach the target).
 3. **Cost per iteration against C** at fixed N and D: median seconds and
    log-joint evaluations per iteration, neighbourhood against exhaustive.
 
@@ -261,13 +263,25 @@ def gmm_case(X, X_test, C, seed, params, ctx):
 
     fit_until(2)
     m, tried = schedule_search(fit_until, lambda s: s >= limit, params["gmm_max_iter"])
-    ours = tried[m][0] if m is not None else None
-    best = max(v[1] for v in tried.values())
+    # A fit of well under a second is exposed to the scheduling noise of a
+    # shared machine: the complete fit that reaches the target is timed
+    # ``gmm_repeats`` times in all (each run whole, seeding included; each one
+    # must reach the target) and the median counts. scikit-learn's single run
+    # lasts seconds, over which such noise averages out.
+    repeats = []
+    if m is not None:
+        repeats = [tried[m]] + [fit_until(m) for _ in range(params.get("gmm_repeats", 3) - 1)]
+        if not all(r[1] >= limit for r in repeats):
+            m = None
+    ours = float(np.median([r[0] for r in repeats])) if m is not None else None
+    best = max(v[1] for v in list(tried.values()) + repeats)
     ctx.log(f"    truncmix: to 1% in {ours if ours is None else round(ours, 2)} s "
-            f"(max_iter={m}); best held-out {best:.5g}")
+            f"(max_iter={m}, median of {[round(r[0], 3) for r in repeats]}); "
+            f"best held-out {best:.5g}")
     return {"N": X.shape[0], "D": X.shape[1], "C": C, "sklearn_scores": scores,
             "reference": ref, "sklearn_seconds": sk_t, "truncmix_seconds": ours,
             "truncmix_max_iter": m, "truncmix_best_score": best,
+            "truncmix_repeats": [list(r) for r in repeats],
             "tried": {str(k2): list(v) for k2, v in tried.items()},
             "speedup": None if ours is None else sk_t / ours}
 

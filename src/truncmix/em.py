@@ -101,7 +101,7 @@ def _moments_for(res, moment):
 
 
 def e_pass(backend, estep, mixture, *, update_state=True, outlier_capacity=0, on_chunk=None,
-           moments_of=None):
+           moments_of=None, learn=True):
     """One E-step over all chunks; returns the summed statistics.
 
     Parameters
@@ -115,6 +115,10 @@ def e_pass(backend, estep, mixture, *, update_state=True, outlier_capacity=0, on
     update_state : bool
         Store the new truncated sets in the backend's per-point state, and let
         the E-step update what it keeps across passes (:meth:`EStep.end_pass`).
+    learn : bool
+        With ``update_state``, whether :meth:`EStep.end_pass` runs. The final
+        pass of a fit sets it to False: no pass follows that could use what
+        the E-step would learn (the neighbourhood search's new neighbourhoods).
     outlier_capacity : int
     on_chunk : callable or None
         Called as ``on_chunk(chunk, result)`` (used to collect labels; in-process
@@ -138,7 +142,7 @@ def e_pass(backend, estep, mixture, *, update_state=True, outlier_capacity=0, on
         total = 0
         for chunk in backend.chunks(estep.columns(C)):
             total = total + one(chunk)
-    if update_state:
+    if update_state and learn:
         estep.end_pass(total, mixture)
     return total
 
@@ -274,7 +278,8 @@ class EMRun:
             backend = self.backend
         else:
             backend.state = self.backend.state
-        stats = e_pass(backend, self.estep, mixture, on_chunk=on_chunk)
+        # the last pass: nothing follows that could use new neighbourhoods
+        stats = e_pass(backend, self.estep, mixture, on_chunk=on_chunk, learn=False)
         previous = self.history[-1].free_energy if self.history else np.nan
         self.history.append(IterationRecord(
             iteration=self.n_iter + 1, free_energy=stats.free_energy,

@@ -176,8 +176,13 @@ def data_covariance(name, n_components, cov, floor):
     return cls.from_covariances(clipped, n_components, D)
 
 
-#: from this many components on, the first assignment searches through pivots
-PIVOT_MIN_COMPONENTS = 512
+#: from this many components on, the first assignment searches through pivots.
+#: Below it the exhaustive pass (one GEMM per chunk, about 1.5 ns per
+#: evaluation) costs less than the pivots' gathered evaluations (about 10 ns
+#: each, some 3.5 sqrt(C) per point): at C = 1 000, D = 32 the exhaustive pass
+#: took 0.16 s against 0.18 s for 100 000 points on one thread, and its sets are
+#: exact; the pivots win from about C = 2 000 on (their cost grows as sqrt(C))
+PIVOT_MIN_COMPONENTS = 2048
 #: pivots probed per point
 PIVOT_PROBES = 3
 

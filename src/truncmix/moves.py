@@ -94,8 +94,49 @@ def _log_joint_with(mixture, X, components):
     return sub.log_joint(np.asarray(X))
 
 
+def _split_numpy(X, w, mine, mixture, r, k_p, first_r, first_k):
+    """The two-means split of :func:`truncmix.kernels.swaps.split_two`, for any
+    covariance type: ``(means of r and k_p, takes, gain)``."""
+    Xk = np.asarray(X[mine], dtype=np.float64)
+    wk = w[mine]
+    before = _log_joint_with(mixture, Xk, np.array([k_p]))[:, 0]
+    both = np.array([r, k_p])
+    trial = np.stack([first_r, first_k])
+    for _ in range(SPLIT_STEPS + 1):
+        pair = Mixture(trial, mixture.log_weights[both], mixture.covariance.take(both)
+                       ).log_joint(Xk)
+        takes = pair[:, 0] > pair[:, 1]
+        if _ == SPLIT_STEPS or not (wk[takes].sum() > 0 and wk[~takes].sum() > 0):
+            break
+        trial = np.stack([(wk[takes] @ Xk[takes]) / wk[takes].sum(),
+                          (wk[~takes] @ Xk[~takes]) / wk[~takes].sum()])
+    gain = float(wk @ (np.maximum(pair[:, 0], pair[:, 1]) - before))
+    return trial, takes, gain
+
+
+def _diagonal_form(mixture):
+    """``(prec, cap)`` when the mixture's log-joint is a diagonal form without
+    whitening (isotropic, spherical, diagonal), else None (tied, full)."""
+    form = mixture.covariance.gather_form(mixture.means, mixture.log_weights)
+    if form.transform is not None or form.P3 is not None:
+        return None
+    prec = np.ascontiguousarray(np.broadcast_to(form.prec, mixture.means.shape), dtype=np.float64)
+    return prec, np.ascontiguousarray(form.cap, dtype=np.float64)
+
+
+#: use the compiled kernels of :mod:`truncmix.kernels.swaps` for diagonal forms
+#: (tests switch it off to compare with the NumPy path)
+COMPILED = True
+#: largest fallback pool scored by the compiled loop; a small donor's pool of
+#: every component goes through a matrix product instead (at C = 8 000 the loop
+#: cost about 10 ms per such donor)
+COMPILED_POOL = 64
+
+
 def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, table, on_move,
                 min_gain):
+    from .kernels.swaps import pool_log_joints, rows_by_label, split_two
+
     rows = np.flatnonzero(np.isin(labels, donors))
     rows = rows[np.argsort(labels[rows], kind="stable")]
     sorted_labels = labels[rows]  # a copy: the grouping before any swap
@@ -106,19 +147,20 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
     means = mixture.means.copy()
     n_swaps = failures = d = 0
     budget = labels.shape[0]
+    diagonal = _diagonal_form(mixture) if COMPILED else None
     # A component's rows change only once it is used, and a used component is
     # not looked at again: its rows can be found once. Grouping every row
-    # (a sort) pays only for many attempts; a few scan the labels instead.
+    # (a counting sort) pays only for many attempts; a few scan the labels.
     grouped = []
 
     def rows_of(c):
         if len(grouped) == 0 and n_swaps + failures < 16:
             return np.flatnonzero(labels == c)
         if not grouped:
-            by_label = np.argsort(labels, kind="stable")
-            grouped.extend([by_label, np.searchsorted(labels[by_label], np.arange(C + 1))])
+            grouped.extend(rows_by_label(labels, C))
         by_label, starts = grouped
-        return np.sort(by_label[starts[c] : starts[c + 1]])
+        return by_label[starts[c] : starts[c + 1]]
+
     for j in targets:
         if n_swaps >= max_swaps or failures >= 8 or d >= len(donors):
             break
@@ -146,7 +188,11 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
             failures += 1
             used[j] = True
             continue
-        block = _log_joint_with(mixture, X[rows[lo:hi]], pool)
+        if diagonal is None or pool.size > COMPILED_POOL:
+            # (a pool of every component is one matrix product: faster there)
+            block = _log_joint_with(mixture, X[rows[lo:hi]], pool)
+        else:
+            block = pool_log_joints(X, rows[lo:hi], pool, mixture.means, *diagonal)
         pick = 1 + np.argmax(block[:, 1:], axis=1)
         other = pool[pick]
         loss = float(w[rows[lo:hi]] @ (block[:, 0] - block[np.arange(hi - lo), pick]))
@@ -154,20 +200,14 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
         # from k_p's mean and x_p); both means move, and each point of k_p goes
         # to the one that explains it better (exactly counted)
         mine = rows_of(k_p)
-        Xk = np.asarray(X[mine], dtype=np.float64)
-        wk = w[mine]
-        before = _log_joint_with(mixture, Xk, np.array([k_p]))[:, 0]
-        both = np.array([r, k_p])
-        trial = np.stack([Xk[np.searchsorted(mine, p)], means[k_p]])  # new means of r, k_p
-        for _ in range(SPLIT_STEPS + 1):
-            pair = Mixture(trial, mixture.log_weights[both], mixture.covariance.take(both)
-                           ).log_joint(Xk)
-            takes = pair[:, 0] > pair[:, 1]
-            if _ == SPLIT_STEPS or not (wk[takes].sum() > 0 and wk[~takes].sum() > 0):
-                break
-            trial = np.stack([(wk[takes] @ Xk[takes]) / wk[takes].sum(),
-                              (wk[~takes] @ Xk[~takes]) / wk[~takes].sum()])
-        gain = float(wk @ (np.maximum(pair[:, 0], pair[:, 1]) - before))
+        first_r = np.asarray(X[p], dtype=np.float64)  # new means of r and k_p start here
+        if diagonal is None:
+            trial, takes, gain = _split_numpy(X, w, mine, mixture, r, k_p, first_r, means[k_p])
+        else:
+            prec, cap_all = diagonal
+            mr, mk, takes, gain = split_two(X, mine, w, first_r, means[k_p], prec[r], prec[k_p],
+                                            cap_all[r], cap_all[k_p], SPLIT_STEPS)
+            trial = (mr, mk)
         if not (np.isfinite(loss) and gain - loss > min_gain):
             failures += 1
             used[j] = True

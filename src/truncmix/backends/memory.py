@@ -37,6 +37,15 @@ class InMemory(Backend):
         """Per-point truncated sets, initialised to -1 (unknown); None for no state."""
         self.state = None if shape is None else np.full(shape, -1, dtype=np.int32)
 
+    def sharing_rows(self):
+        """A backend over the same (already shifted) rows, weights and offset,
+        with a per-point state of its own (none yet): a second fit on the same
+        data without another copy or pass."""
+        other = object.__new__(InMemory)
+        other.__dict__.update(self.__dict__)
+        other.state = None
+        return other
+
     def chunks(self, n_components):
         """Yield the data as :class:`Chunk` objects, in row order."""
         step = rows_per_chunk(self.n_samples, self.n_features, n_components, self.chunk_size)

@@ -29,6 +29,15 @@ from .exhaustive import Exhaustive
 #: pairs held in raw form before they are folded into the table (bounds memory)
 FOLD_ENTRIES = 1 << 22
 
+#: largest float64 means + precisions the kernel reads as they are. Beyond it
+#: (with float32 data) they are cast to float32: the random reads then leave the
+#: cache and halving them pays; below it the float32 -> float64 conversion of
+#: every term costs more. Measured on one thread (2 MiB L2 per core): at C =
+#: 1 000, D = 32 (0.5 MiB) float64 took 14 ms per 100 000 rows (k-means, C' = 1)
+#: and 82 ms (diagonal, C' = 5) against 17 and 102 ms in float32; at C = 8 000,
+#: D = 64 float32 was faster (100 against 122 ms per 200 000 rows)
+FLOAT64_FORM_BYTES = 1 << 20
+
 
 class NeighbourScores:
     """What the neighbourhood E-step gathers besides the M-step's statistics.
@@ -206,13 +215,16 @@ class Neighbourhood(EStep):
 
     # -------------------------------------------------------------- E-step
     def _gather_form(self, mixture, dtype=np.float64):
-        """The mixture's gather form, cached per mixture; with float32 data the
-        means and precisions are float32 too (half the memory the random
-        accesses of the kernel touch; sums stay float64)."""
+        """The mixture's gather form, cached per mixture. With float32 data and
+        means and precisions larger than :data:`FLOAT64_FORM_BYTES` in float64,
+        they are float32 too (half the memory the random accesses of the kernel
+        touch; sums stay float64); smaller ones stay in the cache either way and
+        are faster in float64 (no conversion per term)."""
         key = (id(mixture), np.dtype(dtype))
         if self._form_key != key:
             form = mixture.covariance.gather_form(mixture.means, mixture.log_weights)
-            if np.dtype(dtype) == np.float32 and form.P3 is None:
+            if (np.dtype(dtype) == np.float32 and form.P3 is None
+                    and form.M.nbytes + form.prec.nbytes > FLOAT64_FORM_BYTES):
                 form = GatherForm(form.transform, form.M.astype(np.float32),
                                   form.prec.astype(np.float32), form.cap)
             self._form = form

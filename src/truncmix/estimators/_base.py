@@ -117,7 +117,48 @@ class TruncatedMixtureMixin:
             seed_state=seed_state,
         )
 
-    def _moves(self, estep, data):
+    def _em_config(self, data_cov):
+        """The variance floor and the :class:`EMConfig` of a fit on data of covariance ``data_cov``."""
+        C, _, learned, _ = self._model()
+        floor = Floor.from_variances(np.diag(data_cov), self._covariance_floor())
+        config = EMConfig(
+            learned_weights=learned, floor=floor, reg_covar=self._reg_covar(),
+            max_iter=self.max_iter, tol=self.tol, outlier_capacity=min(C, 64),
+        )
+        return floor, config
+
+    def _run_in_memory(self, X, weights, backend, random_state, data_cov):
+        """One run of this estimator on a prepared in-memory backend; no final pass.
+
+        For fits that only start another one (``TruncatedGaussianMixture(init=
+        "k-means")``): the data is already validated, its moments known and a
+        centred copy made, so none of that is done again, and the final E-step
+        is left out (the fit that follows starts with its own). ``X`` and
+        ``weights`` are the rows to seed from (data coordinates); ``backend``
+        gets the run's per-point state. A Ctrl-C is passed on.
+
+        Returns
+        -------
+        EMRun
+            Its ``mixture`` is in the backend's coordinates; with the
+            neighbourhood search, ``backend.state`` holds each point's sets as
+            the last iteration (and its swap moves) left them.
+        """
+        C = self._model()[0]
+        floor, config = self._em_config(data_cov)
+        estep = self._estep()
+        seeded = isinstance(estep, Neighbourhood)
+        backend.allocate_state(estep.state_shape(backend.n_samples, C) if seeded else None)
+        start = self._start(X, weights, backend, random_state, floor, data_cov,
+                            seed_state=seeded)
+        estep.start_fit(start, random_state)
+        run = EMRun(backend, estep, start, config, keep_state=seeded,
+                    moves=self._moves(estep, True)).run()
+        if run.interrupted:
+            raise KeyboardInterrupt
+        return run
+
+    def _moves(self, estep, in_memory):
         """Global swap moves for hard neighbourhood fits, or None."""
         C = self._model()[0]
         if not isinstance(estep, Neighbourhood) or estep.kept(C) != 1:
@@ -125,7 +166,7 @@ class TruncatedMixtureMixin:
         limit = 1 + C // 20 if self.swaps == "auto" else int(self.swaps)
         if limit == 0:
             return None
-        if not isinstance(data, MemoryData):
+        if not in_memory:
             # swaps read the rows of a few components at random places: in memory only
             if self.swaps != "auto":
                 warnings.warn(f"swaps={self.swaps} is ignored: swap moves need the data in "
@@ -290,11 +331,7 @@ class TruncatedMixtureMixin:
             # Tied and full starts need the whole covariance; the others its diagonal
             mean, data_cov = data.moments(full=cov_type in ("tied", "full"))
         backend = data.backend(mean, centre=True)
-        floor = Floor.from_variances(np.diag(data_cov), self._covariance_floor())
-        config = EMConfig(
-            learned_weights=learned, floor=floor, reg_covar=self._reg_covar(),
-            max_iter=self.max_iter, tol=self.tol, outlier_capacity=min(C, 64),
-        )
+        floor, config = self._em_config(data_cov)
         estep = self._estep(data)
         # a neighbourhood search starts from each point's nearest seeds, found by
         # the first M-step's assignment pass
@@ -312,7 +349,8 @@ class TruncatedMixtureMixin:
                                     seed_state=seeded)
                 estep.start_fit(start, random_state)
                 run = EMRun(backend, estep, start, config, callback=self._progress,
-                            keep_state=seeded, moves=self._moves(estep, data)).run()
+                            keep_state=seeded,
+                            moves=self._moves(estep, isinstance(data, MemoryData))).run()
             except KeyboardInterrupt:
                 # Ctrl-C while seeding a later run: keep the best run so far
                 if best is None:

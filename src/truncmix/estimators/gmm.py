@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 
 from .._validation import ArrayLike, Interval, Options
 from ..exceptions import ConvergenceWarning
+from ..backends import InMemory
 from ..init import first_m_step, initial_means
 from ..model.covariance import COVARIANCE_TYPES
 from ..model.mixture import Mixture
@@ -178,13 +179,24 @@ default="k-means++"
             km = KMeans(C, n_init=1, random_state=random_state, chunk_size=self.chunk_size,
                         search=self.search, n_neighbors=self.n_neighbors,
                         n_random=self.n_random, coreset_size=self.coreset_size)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                km._progress = lambda record: False
-                spec = km.fit(X, sample_weight=weights).cluster_centers_
-            # a neighbourhood k-means hands its assignment on (no second search)
-            if self.search == "neighbourhood" and km.labels_.shape[0] == backend.n_samples:
-                labels = km.labels_
+            # (in memory, the seed rows are all rows, in the backend's order)
+            if (self.search == "neighbourhood" and isinstance(backend, InMemory)
+                    and X.shape[0] == backend.n_samples):
+                # on the rows this fit already holds (validated, centred, moments
+                # known), and without k-means' final E-step: its assignment as the
+                # last iteration left it is handed on (no second search)
+                run = km._run_in_memory(X, weights, backend.sharing_rows(), random_state,
+                                        data_cov)
+                spec = run.mixture.means + backend.offset
+                labels = run.backend.state[:, 0]
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    km._progress = lambda record: False
+                    spec = km.fit(X, sample_weight=weights).cluster_centers_
+                # a neighbourhood k-means hands its assignment on (no second search)
+                if self.search == "neighbourhood" and km.labels_.shape[0] == backend.n_samples:
+                    labels = km.labels_
         means = initial_means(X, weights, C, spec, random_state, coreset_size=self.coreset_size)
         self._check_init_means(means, D)
         if means.shape[0] != C:

@@ -247,22 +247,11 @@ def _offer(c, v, tag, stamp, best, listed, m):  # pragma: no cover - compiled
     return m
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
-def choose_neighbours(keys, sums, counts, old, alive):  # pragma: no cover - compiled
-    """New neighbourhoods: each component, then its candidates of smallest mean gap.
-
-    A pair's score is its mean gap seen from either side: b's points rating c,
-    or c's points rating b (the smaller counts). The reverse direction lets two
-    components find each other when only one of them has the other among its
-    candidates (two means in one cluster, say).
-
-    IN:  keys, sums, counts (C, A) as filled by :func:`tally_into`; old (C, G)
-         int32, the current table; alive (C,) bool.
-    OUT: a new (C, G) int32 table. Slots the statistics cannot fill keep the
-         old neighbours, in their order; removed components are never chosen.
-    """
+@nb.njit(cache=True, nogil=True)
+def _choose_prepare(keys, counts, sums):  # pragma: no cover - compiled
+    """Reverse entries of the pair table, in compressed rows: for each c, the
+    (b, mean gap) with c in b's keys; and the widest such row."""
     C, A = keys.shape
-    G = old.shape[1]
     # reverse entries in compressed rows: for each c, the (b, mean gap) with c in b's keys
     n_rev = np.zeros(C + 1, np.int64)
     for b in range(C):
@@ -286,72 +275,122 @@ def choose_neighbours(keys, sums, counts, old, alive):  # pragma: no cover - com
                 rev_from[fill[c]] = b
                 rev_gap[fill[c]] = sums[b, a] / counts[b, a]
                 fill[c] += 1
-    new = np.empty_like(old)
     widest = 0
     for b in range(C):
         widest = max(widest, n_rev[b + 1] - n_rev[b])
+    return n_rev, rev_from, rev_gap, widest
+
+
+@nb.njit(inline="always")
+def _choose_block(lo, hi, keys, sums, counts, old, alive, n_rev, rev_from, rev_gap, widest,
+                  new):  # pragma: no cover - compiled
+    """Rows ``lo .. hi`` of the new table, with their own scratch."""
+    C, A = keys.shape
+    G = old.shape[1]
+    best = np.full(C, np.inf)
+    stamp = np.zeros(C, np.int64)
+    taken = np.zeros(C, np.int64)
+    listed = np.empty(A + widest, np.int32)
+    order_vals = np.empty(A + widest)
+    order_keys = np.empty(A + widest, np.int32)
+    for b in range(lo, hi):
+        tag = b + 1
+        m = 0
+        for a in range(A):  # b's points rating c
+            c = keys[b, a]
+            if c < 0:
+                break
+            if counts[b, a] <= 0.0 or not alive[c] or c == b:
+                continue
+            m = _offer(c, sums[b, a] / counts[b, a], tag, stamp, best, listed, m)
+        for e in range(n_rev[b], n_rev[b + 1]):  # c's points rating b
+            c = rev_from[e]
+            if not alive[c] or c == b:
+                continue
+            m = _offer(c, rev_gap[e], tag, stamp, best, listed, m)
+        for j in range(m):
+            c = listed[j]
+            v = best[c]
+            pos = j
+            while pos > 0 and (order_vals[pos - 1] > v
+                               or (order_vals[pos - 1] == v and order_keys[pos - 1] > c)):
+                order_vals[pos] = order_vals[pos - 1]
+                order_keys[pos] = order_keys[pos - 1]
+                pos -= 1
+            order_vals[pos] = v
+            order_keys[pos] = c
+        new[b, 0] = b
+        taken[b] = tag
+        g = 1
+        for j in range(m):
+            if g == G:
+                break
+            new[b, g] = order_keys[j]
+            taken[order_keys[j]] = tag
+            g += 1
+        for j in range(G):
+            if g == G:
+                break
+            c = old[b, j]
+            if taken[c] != tag:
+                new[b, g] = c
+                taken[c] = tag
+                g += 1
+        # only if the old row was short of distinct entries: any free component
+        c = 0
+        while g < G and c < C:
+            if taken[c] != tag:
+                new[b, g] = c
+                taken[c] = tag
+                g += 1
+            c += 1
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def _choose_parallel(keys, sums, counts, old, alive):  # pragma: no cover - compiled
+    C = keys.shape[0]
+    n_rev, rev_from, rev_gap, widest = _choose_prepare(keys, counts, sums)
+    new = np.empty_like(old)
     # rows are independent: blocks of rows in parallel, each with its scratch
     n_blocks = min(C, 8)
     step = (C + n_blocks - 1) // n_blocks
     for blk in nb.prange(n_blocks):
-        best = np.full(C, np.inf)
-        stamp = np.zeros(C, np.int64)
-        taken = np.zeros(C, np.int64)
-        listed = np.empty(A + widest, np.int32)
-        order_vals = np.empty(A + widest)
-        order_keys = np.empty(A + widest, np.int32)
-        for b in range(blk * step, min(C, (blk + 1) * step)):
-            tag = b + 1
-            m = 0
-            for a in range(A):  # b's points rating c
-                c = keys[b, a]
-                if c < 0:
-                    break
-                if counts[b, a] <= 0.0 or not alive[c] or c == b:
-                    continue
-                m = _offer(c, sums[b, a] / counts[b, a], tag, stamp, best, listed, m)
-            for e in range(n_rev[b], n_rev[b + 1]):  # c's points rating b
-                c = rev_from[e]
-                if not alive[c] or c == b:
-                    continue
-                m = _offer(c, rev_gap[e], tag, stamp, best, listed, m)
-            for j in range(m):
-                c = listed[j]
-                v = best[c]
-                pos = j
-                while pos > 0 and (order_vals[pos - 1] > v
-                                   or (order_vals[pos - 1] == v and order_keys[pos - 1] > c)):
-                    order_vals[pos] = order_vals[pos - 1]
-                    order_keys[pos] = order_keys[pos - 1]
-                    pos -= 1
-                order_vals[pos] = v
-                order_keys[pos] = c
-            new[b, 0] = b
-            taken[b] = tag
-            g = 1
-            for j in range(m):
-                if g == G:
-                    break
-                new[b, g] = order_keys[j]
-                taken[order_keys[j]] = tag
-                g += 1
-            for j in range(G):
-                if g == G:
-                    break
-                c = old[b, j]
-                if taken[c] != tag:
-                    new[b, g] = c
-                    taken[c] = tag
-                    g += 1
-            # only if the old row was short of distinct entries: any free component
-            c = 0
-            while g < G and c < C:
-                if taken[c] != tag:
-                    new[b, g] = c
-                    taken[c] = tag
-                    g += 1
-                c += 1
+        _choose_block(blk * step, min(C, (blk + 1) * step), keys, sums, counts, old, alive,
+                      n_rev, rev_from, rev_gap, widest, new)
     return new
+
+
+@nb.njit(cache=True, nogil=True)
+def _choose_serial(keys, sums, counts, old, alive):  # pragma: no cover - compiled
+    n_rev, rev_from, rev_gap, widest = _choose_prepare(keys, counts, sums)
+    new = np.empty_like(old)
+    _choose_block(0, keys.shape[0], keys, sums, counts, old, alive, n_rev, rev_from, rev_gap,
+                  widest, new)
+    return new
+
+
+#: from this many (component, slot) entries on, rows are chosen in parallel
+#: blocks; below it the work (about a millisecond at C = 1 000) costs less than
+#: waking the threads, which on a busy machine can wait a scheduler slice
+CHOOSE_PARALLEL_ENTRIES = 1 << 16
+
+
+def choose_neighbours(keys, sums, counts, old, alive):
+    """New neighbourhoods: each component, then its candidates of smallest mean gap.
+
+    A pair's score is its mean gap seen from either side: b's points rating c,
+    or c's points rating b (the smaller counts). The reverse direction lets two
+    components find each other when only one of them has the other among its
+    candidates (two means in one cluster, say).
+
+    IN:  keys, sums, counts (C, A) as filled by :func:`tally_into`; old (C, G)
+         int32, the current table; alive (C,) bool.
+    OUT: a new (C, G) int32 table. Slots the statistics cannot fill keep the
+         old neighbours, in their order; removed components are never chosen.
+    """
+    if keys.size >= CHOOSE_PARALLEL_ENTRIES:
+        return _choose_parallel(keys, sums, counts, old, alive)
+    return _choose_serial(keys, sums, counts, old, alive)
 
 
 def block_rows(n_rows):
