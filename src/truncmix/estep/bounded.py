@@ -149,8 +149,11 @@ class Bounded(Exhaustive):
         self._chunks[start] = (self._epoch, labels, lower)
         cov = mixture.covariance
         # the log-joint at the chosen mean: log pi + log N(x; mu, sigma^2 I)
-        lse = (mixture.log_weights[labels] + cov.log_norm()[labels]
-               - 0.5 * dist2 / cov.variance)
+        # log pi + log N(x; mu, sigma^2 I) at the chosen mean: the first two
+        # terms are the same for every live component (equal weights, one variance)
+        alive = np.flatnonzero(mixture.alive)[0]
+        lse = dist2 * (-0.5 / cov.variance)
+        lse += mixture.log_weights[alive] + cov.log_norm()[alive]
         moments = (MOMENT_SCALAR, resp.sum(axis=0), first.sum(axis=0), second.sum(axis=0))
         return ChunkResult(labels[:, None], np.ones((n, 1)), lse, int(evals.sum()),
                            moments=moments)
