@@ -167,14 +167,7 @@ def accumulate_dense(X, weights, q, anchors, moment, shared):
         else:
             np.multiply(Z[:, 1 : 1 + D], Z[:, 1 : 1 + D], out=Z[:, 1 + D :])
         sums = r.T @ Z
-        resp, rx = sums[:, 0].copy(), sums[:, 1 : 1 + D]
-        first = rx - resp[:, None] * anchors
-        if moment == MOMENT_SCALAR:
-            a_sq = np.einsum("cd,cd->c", anchors, anchors)
-            second = sums[:, 1 + D] - 2.0 * np.einsum("cd,cd->c", anchors, rx) + resp * a_sq
-        else:
-            second = sums[:, 1 + D :] - 2.0 * anchors * rx + resp[:, None] * anchors**2
-        return resp, first, second
+        return moments_about(sums[:, 0].copy(), sums[:, 1:], anchors, moment)
     X = np.asarray(X, dtype=np.float64)
     resp = r.sum(axis=0)
     rx = r.T @ X  # (C, D): sum r x
@@ -201,6 +194,34 @@ def accumulate_dense(X, weights, q, anchors, moment, shared):
     return resp, first, second
 
 
+def moments_about(resp, raw, anchors, moment):
+    """Statistics about the anchors from raw sums, for the scalar and vector moments.
+
+    Parameters
+    ----------
+    resp : ndarray (C,)
+        ``sum_n r_nc``.
+    raw : ndarray (C, D + 1) or (C, 2 D)
+        ``sum_n r_nc [x_n, ||x_n||^2]`` (``MOMENT_SCALAR``) or
+        ``sum_n r_nc [x_n, x_n^2]`` (``MOMENT_VECTOR``).
+    anchors : ndarray (C, D)
+    moment : int
+
+    Returns
+    -------
+    resp, first, second : as in :class:`SufficientStats`.
+    """
+    D = anchors.shape[1]
+    rx = raw[:, :D]
+    first = rx - resp[:, None] * anchors
+    if moment == MOMENT_SCALAR:
+        second = (raw[:, D] - 2.0 * np.einsum("cd,cd->c", anchors, rx)
+                  + resp * np.einsum("cd,cd->c", anchors, anchors))
+    else:
+        second = raw[:, D:] - 2.0 * anchors * rx + resp[:, None] * anchors**2
+    return resp, first, second
+
+
 def empty_second(moment, shared, n_components, n_features):
     """A zero second moment of the right shape."""
     C, D = n_components, n_features
@@ -211,7 +232,8 @@ def empty_second(moment, shared, n_components, n_features):
     return np.zeros((D, D)) if shared else np.zeros((C, D, D))
 
 
-__all__ = ["SufficientStats", "Outliers", "accumulate_dense", "empty_second", "from_posterior"]
+__all__ = ["SufficientStats", "Outliers", "accumulate_dense", "empty_second", "from_posterior",
+           "moments_about"]
 
 
 def from_posterior(X, weights, K, q, lse, anchors, moment, shared, *, n_evals, n_changed,
@@ -239,8 +261,8 @@ def from_posterior(X, weights, K, q, lse, anchors, moment, shared, *, n_evals, n
     extra : object or None
         The E-step strategy's own statistics (see :class:`SufficientStats`).
     moments : tuple or None
-        ``(resp, first, second)`` already computed by the E-step (the
-        isotropic moment about ``anchors``); None accumulates them here.
+        ``(resp, first, second)`` about ``anchors`` for ``moment``, already
+        computed by the E-step; None accumulates them here.
 
     Returns
     -------

@@ -148,7 +148,6 @@ class Bounded(Exhaustive):
             )
         self._chunks[start] = (self._epoch, labels, lower)
         cov = mixture.covariance
-        # the log-joint at the chosen mean: log pi + log N(x; mu, sigma^2 I)
         # log pi + log N(x; mu, sigma^2 I) at the chosen mean: the first two
         # terms are the same for every live component (equal weights, one variance)
         alive = np.flatnonzero(mixture.alive)[0]

@@ -72,6 +72,7 @@ class Exhaustive(EStep):
         from .._threads import single_threaded_blas
         from ..kernels.bounds import pass_blocks
         from ..kernels.topk import fused_dense_stats_into, tile_rows
+        from ..stats import moments_about
 
         n, D = X.shape
         C = form.B.shape[1]
@@ -86,19 +87,10 @@ class Exhaustive(EStep):
             fused_dense_stats_into(
                 np.ascontiguousarray(X), weights, np.ascontiguousarray(form.B, dtype=X.dtype),
                 form.bias, form.row_coef, form.cap, form.squares, vector, tile_rows(C), blocks,
-                True, lse, best, resp, sums,
+                lse, best, resp, sums,
             )
-        resp = resp.sum(axis=0)
-        sums = sums.sum(axis=0)
-        rx = sums[:, :D]
-        first = rx - resp[:, None] * anchors
-        if vector:
-            second = sums[:, D:] - 2.0 * anchors * rx + resp[:, None] * anchors**2
-        else:
-            second = (sums[:, D] - 2.0 * np.einsum("cd,cd->c", anchors, rx)
-                      + resp * np.einsum("cd,cd->c", anchors, anchors))
-        return ChunkResult(None, None, lse, n * C, moments=(moment, resp, first, second),
-                           best=best)
+        stats = moments_about(resp.sum(axis=0), sums.sum(axis=0), anchors, moment)
+        return ChunkResult(None, None, lse, n * C, moments=(moment, *stats), best=best)
 
     @staticmethod
     def _full(X, stacked, k, C):

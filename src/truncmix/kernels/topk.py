@@ -267,7 +267,7 @@ def tile_rows(n_components):
 
 @nb.njit(parallel=True, cache=True, nogil=True)
 def fused_dense_stats_into(X, weights, B, bias, row_coef, cap, squares, vector, tile, n_blocks,
-                           want_labels, lse, labels, resp, sums):  # pragma: no cover
+                           lse, labels, resp, sums):  # pragma: no cover
     """Exact E-step and its statistics in one pass, without an n x C output.
 
     Each tile of rows gets its log-joints as in :func:`fused_estep_into`, their
@@ -278,9 +278,8 @@ def fused_dense_stats_into(X, weights, B, bias, row_coef, cap, squares, vector, 
 
     IN:  X (n, D); weights (n,) float64; B, bias, row_coef, cap, squares as in
          :func:`fused_estep_into`; vector bool; tile rows per product;
-         n_blocks row blocks (a function of n only: reproducible sums);
-         want_labels: also write each row's most probable component.
-    OUT: lse (n,); labels (n,) int64 when ``want_labels``;
+         n_blocks row blocks (a function of n only: reproducible sums).
+    OUT: lse (n,); labels (n,) int64, each row's most probable component;
          resp (n_blocks, C) and sums (n_blocks, C, D + D or D + 1), float64,
          added to.
     """
@@ -327,12 +326,11 @@ def fused_dense_stats_into(X, weights, B, bias, row_coef, cap, squares, vector, 
                     if need_sq:
                         v += row_coef[c] * xsq
                     row[c] = v if v < cap[c] else cap[c]
-                if want_labels:
-                    best = 0
-                    for c in range(1, C):
-                        if row[c] > row[best]:
-                            best = c
-                    labels[s + i] = best
+                best = 0
+                for c in range(1, C):
+                    if row[c] > row[best]:
+                        best = c
+                labels[s + i] = best
                 lse[s + i] = _softmax_dense(row, scratch, bits)
                 w = weights[s + i]
                 for c in range(C):
