@@ -37,7 +37,7 @@ def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=N
     second, evals = np.zeros((blocks, C)), np.zeros(blocks, np.int64)
     with single_threaded_blas():
         yinyang_pass_into(
-            X, w, means, means_t(means, members, X.dtype), alive,
+            X, w, means, means_p(means, members, X.dtype), alive,
             labels_in, lower, members, group_of, drift,
             float(np.finfo(X.dtype).eps) / 2, max(1, C // 8) if direct_limit is None else direct_limit,
             pass_tile(C), blocks, labels, dist2, resp, first, second, evals,
@@ -45,10 +45,10 @@ def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=N
     return labels, dist2, resp.sum(0), first.sum(0), second.sum(0), int(evals.sum())
 
 
-def means_t(means, members, dtype):
+def means_p(means, members, dtype):
     flat = members.ravel()
-    out = np.zeros((means.shape[1], flat.size), dtype)
-    out[:, flat >= 0] = means[flat[flat >= 0]].T
+    out = np.zeros((flat.size, means.shape[1]), dtype)
+    out[flat >= 0] = means[flat[flat >= 0]]
     return out
 
 

@@ -99,12 +99,12 @@ class Bounded(Exhaustive):
         padded = np.where(members >= 0, step[np.maximum(members, 0)], 0.0)
         self._drift = padded.max(axis=0)
 
-    def _means_t(self, means, dtype):
-        """The means as product columns in member-major order (zeros for padding)."""
+    def _means_p(self, means, dtype):
+        """The means as product rows in member-major order (zeros for padding)."""
         members = self._groups[0].ravel()
-        out = np.zeros((means.shape[1], members.shape[0]), dtype)
+        out = np.zeros((members.shape[0], means.shape[1]), dtype)
         real = members >= 0
-        out[:, real] = means[members[real]].T
+        out[real] = means[members[real]]
         return out
 
     def update(self, X, mixture, K_prev, start=0, weights=None):
@@ -141,7 +141,7 @@ class Bounded(Exhaustive):
         with single_threaded_blas():
             yinyang_pass_into(
                 np.ascontiguousarray(X), weights, means,
-                self._means_t(means, X.dtype), np.ascontiguousarray(mixture.alive),
+                self._means_p(means, X.dtype), np.ascontiguousarray(mixture.alive),
                 labels_in, lower, members, group_of, drift,
                 float(np.finfo(X.dtype).eps) / 2, max(1, C // DIRECT_COST), pass_tile(C), blocks,
                 labels, dist2, resp, first, second, evals,

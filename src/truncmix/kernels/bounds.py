@@ -54,32 +54,67 @@ def _sq_norm(x):  # pragma: no cover - compiled
 
 
 @nb.njit(fastmath={"nnan", "reassoc", "nsz", "contract"})
-def _group_minima(prod_row, norms2, near):  # pragma: no cover - compiled
-    """Per group ``min_j norms2[p] - 2 prod_row[p]`` over its positions ``p = j G + g``.
+def _tile_minima(prod_t, norms2, filled, near, least, least2, where):  # pragma: no cover - compiled
+    """Group minima of a tile's expanded distances, column-wise.
 
-    Vectorised across groups; returns the least of them. Values are finite
-    (padding and dead means carry :data:`DEAD`).
+    ``prod_t`` (S G, T) holds the products of the means (rows, member-major:
+    position ``p = j G + g``) with the tile's rows (columns). For the first
+    ``filled`` rows ``r`` and ``v[p, r] = norms2[p] - 2 prod_t[p, r]``:
+    ``near[g, r]``, the least ``v`` of group ``g``; ``least[r]`` and
+    ``least2[r]``, the least and second least of the group minima, and
+    ``where[r]``, the group of the least (the first on ties). Every inner
+    loop runs along the rows, so it is vectorised whatever G and S are.
     """
+    P = norms2.shape[0]
     G = near.shape[0]
-    S = norms2.shape[0] // G
+    S = P // G
     for g in range(G):
-        near[g] = norms2[g] - 2.0 * np.float64(prod_row[g])
+        ng = near[g]
+        pr = prod_t[g]
+        n2 = norms2[g]
+        for r in range(filled):
+            ng[r] = n2 - 2.0 * np.float64(pr[r])
     for j in range(1, S):
-        base = j * G
         for g in range(G):
-            near[g] = min(near[g], norms2[base + g] - 2.0 * np.float64(prod_row[base + g]))
-    least = np.inf
+            p = j * G + g
+            ng = near[g]
+            pr = prod_t[p]
+            n2 = norms2[p]
+            for r in range(filled):
+                ng[r] = min(ng[r], n2 - 2.0 * np.float64(pr[r]))
+    for r in range(filled):
+        least[r] = np.inf
+        least2[r] = np.inf
+        where[r] = 0
     for g in range(G):
-        least = min(least, near[g])
-    return least
+        ng = near[g]
+        for r in range(filled):
+            v = ng[r]
+            least2[r] = min(least2[r], max(least[r], v))
+            where[r] = g if v < least[r] else where[r]
+            least[r] = min(least[r], v)
 
 
-@nb.njit(fastmath={"nnan", "nsz", "arcp", "contract"})
-def _store_bounds(near, shift, out):  # pragma: no cover - compiled
-    """``out[g] = sqrt(max(near[g] + shift, 0))``, rounded down to float32 (vectorised; +inf stays)."""
-    for g in range(out.shape[0]):
-        v = max(near[g] + shift, 0.0)
-        out[g] = np.float32(np.sqrt(v) * STORE_SHRINK)
+@nb.njit(fastmath={"nnan", "reassoc", "nsz", "contract"})
+def _tile_sq_norms(buf, filled, out):  # pragma: no cover - compiled
+    """``out[r] = ||buf[r]||^2`` in float64 for the first ``filled`` rows (vectorised)."""
+    for r in range(filled):
+        s = 0.0
+        row = buf[r]
+        for d in range(row.shape[0]):
+            t = np.float64(row[d])
+            s += t * t
+        out[r] = s
+
+
+@nb.njit(fastmath={"nnan", "nsz", "contract"})
+def _tile_bounds(near, shift, filled, out):  # pragma: no cover - compiled
+    """``out[g, r] = sqrt(max(near[g, r] + shift[r], 0))``, rounded down to float32 (vectorised; +inf stays)."""
+    for g in range(near.shape[0]):
+        ng = near[g]
+        og = out[g]
+        for r in range(filled):
+            og[r] = np.float32(np.sqrt(max(ng[r] + shift[r], 0.0)) * STORE_SHRINK)
 
 
 @nb.njit(inline="always")
@@ -103,7 +138,7 @@ def _store_bound(v):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def yinyang_pass_into(X, weights, means, means_t, alive, labels_in, lower, members, group_of,
+def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, members, group_of,
                       group_drift, gemm_unit, direct_limit, tile, n_blocks,
                       labels_out, dist2, resp, first, second, evals):  # pragma: no cover
     """One exact Lloyd assignment with group bounds, and its statistics.
@@ -121,10 +156,10 @@ def yinyang_pass_into(X, weights, means, means_t, alive, labels_in, lower, membe
          labels_in (n,) int32, each point's label when its bounds were made
          (-1: unknown, the point is scored against every mean);
          members (S, G) int64: member j of group g (-1: padding), so that a
-         row of products holds the j-th members of all groups side by side
-         and the group minima are vectorised; group_of (C,) int64;
-         means_t (D, S G) the means in X's dtype in ``members`` order (zero
-         columns for padding), for the products;
+         run of G products holds the j-th members of all groups side by
+         side; group_of (C,) int64;
+         means_p (S G, D) the means in X's dtype in ``members`` order (zero
+         rows for padding), for the products;
          group_drift (G,) float64: how far the group's members moved at most
          since the bounds were made (0 when they are fresh);
          gemm_unit: unit roundoff of the product's dtype;
@@ -169,8 +204,18 @@ def yinyang_pass_into(X, weights, means, means_t, alive, labels_in, lower, membe
         near2 = np.empty(G)
         who1 = np.empty(G, np.int64)
         searched = np.empty(G, np.bool_)
-        buf = np.empty((tile, D), X.dtype)
+        # the tile's rows as columns: the product is (S G, tile) and every
+        # scan of it runs along the rows (see _tile_minima)
+        buf = np.zeros((tile, D), X.dtype)
         rows = np.empty(tile, np.int64)
+        near_t = np.empty((G, tile))
+        bound_t = np.empty((G, tile), np.float32)
+        least = np.empty(tile)
+        least2 = np.empty(tile)
+        where = np.empty(tile, np.int64)
+        xx = np.empty(tile)
+        shift = np.empty(tile)
+        vals = np.empty(S)
         filled = 0
         count = 0
         for i in range(s, e + 1):
@@ -255,42 +300,65 @@ def yinyang_pass_into(X, weights, means, means_t, alive, labels_in, lower, membe
                     continue
             if filled == 0:
                 continue
-            prod = np.dot(buf[:filled], means_t)
+            prod_t = np.dot(means_p, buf.T)
+            _tile_minima(prod_t, norms2, filled, near_t, least, least2, where)
+            _tile_sq_norms(buf, filled, xx)
+            count += filled * P
             for r in range(filled):
                 ii = rows[r]
                 xr = X[ii]
-                xx = _sq_norm(xr)
-                err = 2.0 * gamma * np.sqrt(xx) * top_norm + 1e-14 * (xx + top_norm * top_norm)
-                pr = prod[r]
-                # per group the least ||x - mu||^2 - ||x||^2, expanded
-                vmin = _group_minima(pr, norms2, near1)
-                count += P
-                # the exact best is among the means within the rounding of the best
+                err = 2.0 * gamma * np.sqrt(xx[r]) * top_norm + 1e-14 * (xx[r] + top_norm * top_norm)
+                shift[r] = xx[r] - err
+                # the exact best is among the means within the rounding of the
+                # least expanded value: mostly in one group, often one mean
+                limit = least[r] + 2.0 * err
                 best = -1
                 best2 = np.inf
-                limit = vmin + 2.0 * err
-                for g in range(G):
-                    if near1[g] > limit:
-                        continue
+                if least2[r] > limit:
+                    # one group: its values are kept for the home bound below
+                    g0 = where[r]
                     for j in range(S):
-                        p = j * G + g
-                        if norms2[p] - 2.0 * np.float64(pr[p]) <= limit:
+                        p = j * G + g0
+                        v = norms2[p] - 2.0 * np.float64(prod_t[p, r])
+                        vals[j] = v
+                        if v <= limit:
                             c = flat[p]
                             d2 = _sq_dist(xr, means[c])
                             count += 1
                             if d2 < best2 or (d2 == best2 and c < best):
                                 best2 = d2
                                 best = c
-                home = group_of[best]
-                m = np.inf
-                for j in range(S):
-                    p = j * G + home
-                    if flat[p] != best:
-                        m = min(m, norms2[p] - 2.0 * np.float64(pr[p]))
-                near1[home] = m
-                _store_bounds(near1, xx - err, lower[ii])
+                    m = np.inf
+                    for j in range(S):
+                        if flat[j * G + g0] != best:
+                            m = min(m, vals[j])
+                else:
+                    for g in range(G):
+                        if near_t[g, r] > limit:
+                            continue
+                        for j in range(S):
+                            p = j * G + g
+                            if norms2[p] - 2.0 * np.float64(prod_t[p, r]) <= limit:
+                                c = flat[p]
+                                d2 = _sq_dist(xr, means[c])
+                                count += 1
+                                if d2 < best2 or (d2 == best2 and c < best):
+                                    best2 = d2
+                                    best = c
+                    m = np.inf
+                    for j in range(S):
+                        p = j * G + group_of[best]
+                        if flat[p] != best:
+                            m = min(m, norms2[p] - 2.0 * np.float64(prod_t[p, r]))
+                # the home group's bound leaves the label out
+                near_t[group_of[best], r] = m
                 _finish_row(ii, xr, weights[ii], best, best2, blk, means, labels_out, dist2,
                             resp, first, second)
+            _tile_bounds(near_t, shift, filled, bound_t)
+            for r in range(filled):
+                ii = rows[r]
+                for g in range(G):
+                    lower[ii, g] = bound_t[g, r]
             filled = 0
         evals[blk] = count
 
@@ -389,7 +457,7 @@ def _deal(d2, capacity):
 
 def pass_tile(n_components):
     """Rows per product tile: the tile's products should stay in L2."""
-    return int(min(512, max(16, (1 << 17) // max(n_components, 1))))
+    return int(min(256, max(16, (1 << 17) // max(n_components, 1))))
 
 
 def pass_blocks(n_rows):
