@@ -44,6 +44,15 @@ def _sq_dist(x, m):  # pragma: no cover - compiled
 
 
 @nb.njit(fastmath=True)
+def _dot(x, m):  # pragma: no cover - compiled
+    """``x . m`` in the arrays' dtype (finite inputs; vectorised, any order)."""
+    s = x[0] - x[0]  # a zero of x's dtype
+    for d in range(x.shape[0]):
+        s += x[d] * m[d]
+    return s
+
+
+@nb.njit(fastmath=True)
 def _sq_norm(x):  # pragma: no cover - compiled
     """``||x||^2`` in float64 (finite inputs; vectorised)."""
     s = 0.0
@@ -145,11 +154,11 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
 
     Each point first computes the distance ``u`` to its own mean and lowers its
     group bounds by the groups' drift. A point with no bound at or below ``u``
-    keeps its label. A point with a few such groups searches their members
-    one by one (unexpanded distances). The others are gathered in tiles and
-    scored against every mean by one matrix product per tile (expanded form,
-    whose rounding is bounded: the few means within that bound of the best are
-    re-scored unexpanded), which also refreshes all their bounds.
+    keeps its label. A point with a few such groups scores their members by
+    one dot product each; the others are gathered in tiles and scored against
+    every mean by one matrix product per tile, which also refreshes all their
+    bounds. Both use the expanded form, whose rounding is bounded: the few
+    means within that bound of the best are re-scored unexpanded.
 
     IN:  X (n, D) float32/float64; weights (n,) float64; means (C, D)
          float64; alive (C,) bool (dead components are never chosen);
@@ -200,9 +209,6 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
         s = (n * blk) // n_blocks
         e = (n * (blk + 1)) // n_blocks
         bound = np.empty(G)
-        near1 = np.empty(G)
-        near2 = np.empty(G)
-        who1 = np.empty(G, np.int64)
         searched = np.empty(G, np.bool_)
         # the tile's rows as columns: the product is (S G, tile) and every
         # scan of it runs along the rows (see _tile_minima)
@@ -216,6 +222,7 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
         xx = np.empty(tile)
         shift = np.empty(tile)
         vals = np.empty(S)
+        row_v = np.empty(P)
         filled = 0
         count = 0
         for i in range(s, e + 1):
@@ -243,46 +250,50 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
                                 resp, first, second)
                     continue
                 if known and work <= direct_limit:
+                    # the members of the failing groups, one dot product each
+                    # in X's dtype (expanded: ||x - mu||^2 - ||x||^2 = v), then
+                    # exact distances for the few within the rounding of the
+                    # least, as in the product path below
+                    xn = _sq_norm(x)
+                    err = 2.0 * gamma * np.sqrt(xn) * top_norm + 1e-14 * (xn + top_norm * top_norm)
+                    vmin = own2 - xn
+                    for g in range(G):
+                        searched[g] = bound[g] <= threshold
+                        if not searched[g]:
+                            continue
+                        # padding and dead means come out near DEAD
+                        for j in range(S):
+                            p = j * G + g
+                            v = norms2[p] - 2.0 * np.float64(_dot(x, means_p[p]))
+                            row_v[p] = v
+                            vmin = min(vmin, v)
+                        count += S
+                    limit = vmin + 2.0 * err
                     best = a
                     best2 = own2
                     for g in range(G):
-                        searched[g] = False
-                    for g in range(G):
-                        # the best distance only falls, so a skipped group
-                        # stays provably farther
-                        if bound[g] > np.sqrt(best2) * (1.0 + CHECK_MARGIN):
+                        if not searched[g]:
                             continue
-                        searched[g] = True
-                        m1 = np.inf
-                        m2 = np.inf
-                        w1 = -1
                         for j in range(S):
-                            c = members[j, g]
-                            if c < 0 or not alive[c]:
-                                continue
-                            if c == a:
-                                d2 = own2
-                            else:
+                            p = j * G + g
+                            c = flat[p]
+                            if row_v[p] <= limit and c != a:
                                 d2 = _sq_dist(x, means[c])
                                 count += 1
-                            if d2 < m1:
-                                m2 = m1
-                                m1 = d2
-                                w1 = c
-                            elif d2 < m2:
-                                m2 = d2
-                            if d2 < best2 or (d2 == best2 and c < best):
-                                best2 = d2
-                                best = c
-                        near1[g] = m1
-                        near2[g] = m2
-                        who1[g] = w1
+                                if d2 < best2 or (d2 == best2 and c < best):
+                                    best2 = d2
+                                    best = c
+                    lift = xn - err
                     for g in range(G):
                         if searched[g]:
-                            v = np.sqrt(near2[g] if who1[g] == best else near1[g])
+                            m = np.inf
+                            for j in range(S):
+                                p = j * G + g
+                                if flat[p] != best:
+                                    m = min(m, row_v[p])
+                            lower[i, g] = np.float32(np.sqrt(max(m + lift, 0.0)) * STORE_SHRINK)
                         else:
-                            v = bound[g]
-                        lower[i, g] = _store_bound(v)
+                            lower[i, g] = _store_bound(bound[g])
                     if best != a and not searched[group_of[a]]:
                         # the label just left is a member like the others now
                         u = _store_bound(np.sqrt(own2))
@@ -456,8 +467,12 @@ def _deal(d2, capacity):
 
 
 def pass_tile(n_components):
-    """Rows per product tile: the tile's products should stay in L2."""
-    return int(min(256, max(16, (1 << 17) // max(n_components, 1))))
+    """Rows per product tile: the tile's products should stay in L2.
+
+    A multiple of 16, so that every row of the (components, rows) product
+    starts on a 64-byte boundary for the column-wise scans.
+    """
+    return int(min(256, max(16, (1 << 17) // max(n_components, 1) // 16 * 16)))
 
 
 def pass_blocks(n_rows):
