@@ -25,7 +25,7 @@ GROUP_SIZE = 10
 BOUND_MEMORY = 256 * 2**20
 #: a point with bounds failing for more than C / DIRECT_COST components is
 #: scored against all means by a matrix product (about this much cheaper per
-#: distance) instead of one distance at a time
+#: distance) instead of one dot product per member of the failing groups
 DIRECT_COST = 8
 #: the drift is inflated by this much so its rounding cannot loosen a bound
 DRIFT_INFLATE = 1.0 + 1e-12
