@@ -653,3 +653,67 @@ def test_float32_data_with_float64_or_float32_form(cov_type, monkeypatch):
         results[limit] = res.K
     # the two forms differ by rounding only: the same sets almost everywhere
     assert (results[0] == results[1 << 40]).all(axis=1).mean() > 0.99
+
+
+@pytest.mark.parametrize("k, G, E", [(1, 4, 2), (3, 3, 1)])
+def test_estep_kernel_reads_one_precision_per_component(k, G, E):
+    """For one precision per component (kind 0) the kernel reads prec[c, 0]
+    only: a (C, 1) copy gives bit-identical results to the (C, D) rows."""
+    rng = np.random.default_rng(3)
+    n, C, D = 80, 15, 5
+    for cov_type in ("isotropic", "spherical"):
+        mixture = random_mixture(rng, C, D, cov_type)
+        form = mixture.covariance.gather_form(mixture.means, mixture.log_weights)
+        assert form.kind == 0
+        X = rng.normal(scale=3.0, size=(n, D))
+        K_prev = random_sets(rng, n, C, k)
+        table = random_table(rng, C, G)
+        width = min(C, k * G + E + k)
+        outs = []
+        for prec in (form.prec, np.ascontiguousarray(form.prec[:, :1])):
+            out = (np.empty((n, k), np.int32), np.empty((n, k)), np.empty(n),
+                   np.full((n, width - 1), -1, np.int32), np.zeros((n, width - 1)),
+                   np.empty(n, np.int32))
+            neighbourhood_estep_into(X, form.M, prec, form.cap, np.zeros((1, 1, 1)), 0, K_prev,
+                                     table, E, 99, 2, 0, k, 16, *out)
+            outs.append(out)
+        for a, b in zip(*outs):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_search_passes_compact_precisions_only_for_kind_0():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(50, 4))
+    for cov_type, width in (("isotropic", 1), ("spherical", 1), ("diag", 4)):
+        mixture = random_mixture(rng, 10, 4, cov_type)
+        step = Neighbourhood(2, n_neighbors=3, n_random=1)
+        step.start_fit(mixture, np.random.RandomState(0))
+        step.update(X, mixture, random_sets(rng, 50, 10, 2))
+        assert step._prec.shape == (10, width)
+
+
+@pytest.mark.parametrize("cov_type", ["isotropic", "diag", "tied"])
+def test_rescue_with_cached_form_on_one_thread_equals_a_fresh_exhaustive(cov_type):
+    """The rescuer (form cached per mixture, small calls on one thread in larger
+    tiles) gives what a plain Exhaustive gives, and takes a new mixture's form."""
+    from truncmix.estep.exhaustive import Exhaustive
+
+    rng = np.random.default_rng(5)
+    C, D, n, k = 30, 4, 200, 2
+    cached = Exhaustive(k, cache_form=True, serial_evals=1 << 30)
+    for _ in range(2):  # a second mixture must not reuse the first one's form
+        mixture = random_mixture(rng, C, D, cov_type)
+        for dtype in (np.float64, np.float32, np.float64):
+            X = rng.normal(scale=3.0, size=(n, D)).astype(dtype)
+            got = cached.update(X, mixture, None)
+            want = Exhaustive(k).update(X, mixture, None)
+            np.testing.assert_array_equal(got.K, want.K)
+            np.testing.assert_allclose(got.q, want.q, rtol=1e-6, atol=1e-9)
+            np.testing.assert_allclose(got.lse, want.lse, rtol=1e-6)
+            assert got.n_evals == want.n_evals
+    # a call within the limit runs on one numba thread and restores the count after
+    import numba
+
+    before = numba.get_num_threads()
+    cached.update(X, mixture, None)
+    assert numba.get_num_threads() == before

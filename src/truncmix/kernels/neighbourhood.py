@@ -82,7 +82,8 @@ def neighbourhood_estep_into(Y, M, prec, cap, P3, kind, K_prev, table, n_random,
     """Truncated E-step on candidate sets, parallel over blocks of rows.
 
     IN:  Y (n, D) rows (whitened for tied); M (C, D), prec (C, D), cap (C,)
-         float64 (see the module docstring); P3 (C, D, D) float64 whitenings
+         float64 (see the module docstring), prec may be (C, 1) for kind 0;
+         P3 (C, D, D) float64 whitenings
          (kind 2 only); kind: 0 one precision per component (prec[:, 0]),
          1 diagonal precisions, 2 full; K_prev (n, k0) int32, every entry valid;
          table (C, G) int32 neighbourhoods, table[c, 0] == c; n_random int;
