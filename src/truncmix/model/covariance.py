@@ -377,8 +377,10 @@ class Isotropic(Covariance):
 
     @classmethod
     def estimate(cls, stats, nonempty, previous, floor, reg_covar):
-        resp, first = stats.resp[nonempty], stats.first[nonempty]
-        total = stats.second[nonempty].sum() - (np.einsum("cd,cd->c", first, first) / resp).sum()
+        # squared norms of every row, then selected (no copy of the (C, D) sums)
+        resp = stats.resp[nonempty]
+        norms = np.einsum("cd,cd->c", stats.first, stats.first)[nonempty]
+        total = stats.second[nonempty].sum() - (norms / resp).sum()
         var = max(total, 0.0) / (resp.sum() * previous.n_features) + reg_covar
         floored = var < floor.scalar
         return cls(max(var, floor.scalar), previous.n_components, previous.n_features), int(floored)
