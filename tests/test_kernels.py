@@ -464,3 +464,15 @@ def test_vectorised_exp_matches_libm(values, top):
     np.testing.assert_allclose(out, expected, rtol=4.5e-16, atol=1e-320)
     assert np.all(out[np.isneginf(row)] == 0.0)
     assert total == pytest.approx(expected.sum(), rel=1e-15)
+
+
+def test_scaled_transpose_equals_numpy():
+    from truncmix.kernels.topk import scaled_transpose
+
+    rng = np.random.default_rng(2)
+    for C, D in ((1, 3), (63, 5), (64, 2), (130, 7)):
+        means = rng.normal(size=(C, D))
+        variances = rng.uniform(0.5, 2.0, C)
+        got = scaled_transpose(means, variances)
+        assert got.flags.c_contiguous and got.shape == (D, C)
+        assert_array_equal(got, (means / variances[:, None]).T)

@@ -304,10 +304,13 @@ class GatherForm:
 
 def _isotropic_form(means, log_weights, log_norm, variances):
     """``-||x - mu_c||^2 / (2 v_c)`` expanded, for per-component variances ``v``."""
+    from ..kernels.topk import scaled_transpose
+
     cap = log_weights + log_norm
     m_sq = np.einsum("cd,cd->c", means, means)
     return LinearForm(
-        B=(means / variances[:, None]).T.copy(),
+        B=scaled_transpose(np.ascontiguousarray(means, dtype=np.float64),
+                           np.ascontiguousarray(variances, dtype=np.float64)),
         bias=cap - 0.5 * m_sq / variances,
         row_coef=-0.5 / variances,
         cap=cap,
