@@ -717,3 +717,66 @@ def test_rescue_with_cached_form_on_one_thread_equals_a_fresh_exhaustive(cov_typ
     before = numba.get_num_threads()
     cached.update(X, mixture, None)
     assert numba.get_num_threads() == before
+
+
+def _far_point_setup():
+    """Separated clusters, one of them (cluster 0) without a component: its
+    points are far from every mean, and stay so until a component moves there."""
+    from truncmix.backends import InMemory
+    from truncmix.model.covariance import Isotropic
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(scale=50.0, size=(12, 3))
+    y = np.repeat(np.arange(12), 15)
+    X = centres[y] + rng.normal(size=(180, 3))
+    means = centres.copy()
+    means[0] = centres[1] + 0.5  # a doubled component; cluster 0 has none
+    mixture = Mixture.with_equal_weights(means, Isotropic(1.0, 12, 3))
+    step = Neighbourhood(1, n_neighbors=2, n_random=0)
+    step.start_fit(mixture, np.random.RandomState(0))
+    backend = InMemory(X, np.ones(180), np.zeros(3), chunk_size=50)
+    backend.allocate_state((180, 1))
+    return X, y, centres, mixture, step, backend
+
+
+def test_futile_rescues_are_skipped_until_a_component_moves_near():
+    from truncmix.em import e_pass
+
+    X, y, centres, mixture, step, backend = _far_point_setup()
+    counts = [e_pass(backend, step, mixture).n_evals for _ in range(4)]
+    # passes 1-2: exhaustive; from pass 3 on the settled far points (cluster
+    # 0's 15, found nothing better twice with no set changed) are skipped
+    assert step._settled is not None and step._settled.any()
+    assert counts[3] < counts[1] and counts[3] <= 180 * 2
+    stuck = backend.state[y == 0, 0].copy()
+    # a component jumps onto cluster 0: the next pass must search those points
+    means = mixture.means.copy()
+    means[5] = centres[0]
+    moved = Mixture(means, mixture.log_weights, mixture.covariance)
+    step.moved(moved, 5)
+    e_pass(backend, step, moved)
+    assert (backend.state[y == 0, 0] == 5).all() and (stuck != 5).all()
+
+
+def test_skipping_futile_rescues_keeps_the_fit(monkeypatch):
+    """The same k-means fit (labels, centres, iterations) with and without the
+    skip, on data whose seeding leaves clusters without a centre, and the same
+    result for any chunking."""
+    import truncmix.estep.neighbourhood as module
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(6_000, n_features=8, centers=150, random_state=0)
+    X = X.astype(np.float32)
+    kw = dict(search="neighbourhood", coreset_size=300, random_state=0, max_iter=30)
+    fits = []
+    for skip, chunk in ((False, None), (True, None), (True, 777)):
+        monkeypatch.setattr(module, "SKIP_FUTILE_RESCUES", skip)
+        fits.append(KMeans(150, chunk_size=chunk, **kw).fit(X))
+    for other in fits[1:]:
+        np.testing.assert_array_equal(other.labels_, fits[0].labels_)
+        np.testing.assert_allclose(other.cluster_centers_, fits[0].cluster_centers_, rtol=1e-10)
+        assert other.n_iter_ == fits[0].n_iter_
+    np.testing.assert_array_equal([r.n_evals for r in fits[1].history_],
+                                  [r.n_evals for r in fits[2].history_])
+    # rescues were skipped (fewer evaluations)
+    assert sum(r.n_evals for r in fits[1].history_) < sum(r.n_evals for r in fits[0].history_)

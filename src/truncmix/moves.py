@@ -50,8 +50,9 @@ def swap_moves(backend, mixture, summaries, max_swaps, table=None, on_move=None,
         O(points x C x D); small donors search every component, within a
         budget of N evaluations per round; without a table every donor does.
     on_move : callable or None
-        Called as ``on_move(mixture, r, k)`` after component r moved onto a
-        point of component k (the E-step gives r a neighbourhood there).
+        Called as ``on_move(mixture, r, k, fallbacks)`` after component r moved
+        onto a point of component k (the E-step gives r a neighbourhood there);
+        ``fallbacks`` are the components that took r's points.
     min_gain : float
         Smallest rise of the free energy a swap must bring (the fit passes its
         ``tol`` times the total weight: smaller swaps are not worth an iteration).
@@ -211,7 +212,7 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
         d += 1
         if on_move is not None:
             # the new place of r is known (k_p's): the hook needs no search
-            on_move(None, r, k_p)
+            on_move(None, r, k_p, other)
     if n_swaps == 0:
         return mixture, 0
     return Mixture(means, mixture.log_weights, mixture.covariance), n_swaps
