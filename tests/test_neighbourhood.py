@@ -113,23 +113,27 @@ def test_estep_kernel_equals_numpy_twin(cov_type, k, G, E, dtype):
 
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("capacity", [3, 8])
-def test_neighbour_table_equals_numpy_twin(capacity, parallel, monkeypatch):
-    """Both the serial and the parallel kernel (chosen by the table's size)."""
+@pytest.mark.parametrize("G, tied", [(4, False), (1, False), (2, True), (5, True)])
+def test_neighbour_table_equals_numpy_twin(capacity, parallel, G, tied, monkeypatch):
+    """Both the serial and the parallel kernel (chosen by the table's size);
+    any G, and gaps with ties (broken by the smaller index)."""
     import truncmix.kernels.neighbourhood as kernels
 
     monkeypatch.setattr(kernels, "CHOOSE_PARALLEL_ENTRIES", 0 if parallel else 1 << 40)
     rng = np.random.default_rng(3)
-    n, C, G, width = 300, 15, 4, 6
+    n, C, width = 300, 15, 6
     best = rng.integers(C, size=n).astype(np.int32)
     cand = np.full((n, width), -1, np.int32)
     gap = rng.exponential(size=(n, width))
+    if tied:
+        gap = np.ceil(gap)  # few distinct values: many equal mean gaps
     n_cand = rng.integers(0, width + 1, size=n).astype(np.int32)
     pairs = []
     for i in range(n):
         others = rng.permutation(np.delete(np.arange(C), best[i]))[: n_cand[i]]
         cand[i, : n_cand[i]] = others
         pairs.append([(int(c), g) for c, g in zip(others, gap[i])])
-    weights = rng.choice([0.0, 0.5, 1.0, 2.0], size=n)
+    weights = rng.choice([0.0, 1.0], size=n) if tied else rng.choice([0.0, 0.5, 1.0, 2.0], size=n)
     alive = rng.random(C) > 0.1
     old = random_table(rng, C, G)
     keys = np.full((C, capacity), -1, np.int32)
