@@ -138,6 +138,33 @@ def test_accumulate_matches_reference(moment, shared, dtype, k):
         assert_allclose(g, w, rtol=1e-10)
 
 
+@pytest.mark.parametrize(("moment", "shared"), MOMENTS, ids=MOMENT_IDS)
+def test_accumulate_blocks_follow_rows_per_component(moment, shared, monkeypatch):
+    """Row blocks (threads) only where each has MIN_ROWS_PER_COMPONENT rows per
+    component; any block count gives the reference statistics."""
+    import truncmix.kernels.accumulate as module
+
+    rng = np.random.default_rng([moment, shared])
+    n, C, k = 3 * module.MIN_BLOCK_ROWS, 6, 2
+    X, weights, K, q, anchors = _sparse_posterior(rng, n, C, k, np.float64)
+    want = ref.accumulate(X, weights, K, q, anchors, moment, shared, C)
+    calls = []
+    kernel = module.accumulate_into
+
+    def counted(X, *args):
+        calls.append(X.shape[0])
+        return kernel(X, *args)
+
+    monkeypatch.setattr(module, "accumulate_into", counted)
+    for per_component, blocks in ((1, 3), (n // (2 * C), 2), (n // C + 1, 1)):
+        monkeypatch.setattr(module, "MIN_ROWS_PER_COMPONENT", per_component)
+        calls.clear()
+        got = accumulate(X, weights, K, q, anchors, moment, shared, C)
+        assert len(calls) == blocks and sum(calls) == n
+        for g, w in zip(got, want):
+            assert_allclose(g, w, rtol=1e-10)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("moment", "shared"), MOMENTS, ids=MOMENT_IDS)
 def test_accumulate_dense_matches_reference(moment, shared, dtype):
@@ -437,3 +464,15 @@ def test_vectorised_exp_matches_libm(values, top):
     np.testing.assert_allclose(out, expected, rtol=4.5e-16, atol=1e-320)
     assert np.all(out[np.isneginf(row)] == 0.0)
     assert total == pytest.approx(expected.sum(), rel=1e-15)
+
+
+def test_scaled_transpose_equals_numpy():
+    from truncmix.kernels.topk import scaled_transpose
+
+    rng = np.random.default_rng(2)
+    for C, D in ((1, 3), (63, 5), (64, 2), (130, 7)):
+        means = rng.normal(size=(C, D))
+        variances = rng.uniform(0.5, 2.0, C)
+        got = scaled_transpose(means, variances)
+        assert got.flags.c_contiguous and got.shape == (D, C)
+        assert_array_equal(got, (means / variances[:, None]).T)

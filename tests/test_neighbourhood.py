@@ -113,23 +113,27 @@ def test_estep_kernel_equals_numpy_twin(cov_type, k, G, E, dtype):
 
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("capacity", [3, 8])
-def test_neighbour_table_equals_numpy_twin(capacity, parallel, monkeypatch):
-    """Both the serial and the parallel kernel (chosen by the table's size)."""
+@pytest.mark.parametrize("G, tied", [(4, False), (1, False), (2, True), (5, True)])
+def test_neighbour_table_equals_numpy_twin(capacity, parallel, G, tied, monkeypatch):
+    """Both the serial and the parallel kernel (chosen by the table's size);
+    any G, and gaps with ties (broken by the smaller index)."""
     import truncmix.kernels.neighbourhood as kernels
 
     monkeypatch.setattr(kernels, "CHOOSE_PARALLEL_ENTRIES", 0 if parallel else 1 << 40)
     rng = np.random.default_rng(3)
-    n, C, G, width = 300, 15, 4, 6
+    n, C, width = 300, 15, 6
     best = rng.integers(C, size=n).astype(np.int32)
     cand = np.full((n, width), -1, np.int32)
     gap = rng.exponential(size=(n, width))
+    if tied:
+        gap = np.ceil(gap)  # few distinct values: many equal mean gaps
     n_cand = rng.integers(0, width + 1, size=n).astype(np.int32)
     pairs = []
     for i in range(n):
         others = rng.permutation(np.delete(np.arange(C), best[i]))[: n_cand[i]]
         cand[i, : n_cand[i]] = others
         pairs.append([(int(c), g) for c, g in zip(others, gap[i])])
-    weights = rng.choice([0.0, 0.5, 1.0, 2.0], size=n)
+    weights = rng.choice([0.0, 1.0], size=n) if tied else rng.choice([0.0, 0.5, 1.0, 2.0], size=n)
     alive = rng.random(C) > 0.1
     old = random_table(rng, C, G)
     keys = np.full((C, capacity), -1, np.int32)
@@ -653,3 +657,130 @@ def test_float32_data_with_float64_or_float32_form(cov_type, monkeypatch):
         results[limit] = res.K
     # the two forms differ by rounding only: the same sets almost everywhere
     assert (results[0] == results[1 << 40]).all(axis=1).mean() > 0.99
+
+
+@pytest.mark.parametrize("k, G, E", [(1, 4, 2), (3, 3, 1)])
+def test_estep_kernel_reads_one_precision_per_component(k, G, E):
+    """For one precision per component (kind 0) the kernel reads prec[c, 0]
+    only: a (C, 1) copy gives bit-identical results to the (C, D) rows."""
+    rng = np.random.default_rng(3)
+    n, C, D = 80, 15, 5
+    for cov_type in ("isotropic", "spherical"):
+        mixture = random_mixture(rng, C, D, cov_type)
+        form = mixture.covariance.gather_form(mixture.means, mixture.log_weights)
+        assert form.kind == 0
+        X = rng.normal(scale=3.0, size=(n, D))
+        K_prev = random_sets(rng, n, C, k)
+        table = random_table(rng, C, G)
+        width = min(C, k * G + E + k)
+        outs = []
+        for prec in (form.prec, np.ascontiguousarray(form.prec[:, :1])):
+            out = (np.empty((n, k), np.int32), np.empty((n, k)), np.empty(n),
+                   np.full((n, width - 1), -1, np.int32), np.zeros((n, width - 1)),
+                   np.empty(n, np.int32))
+            neighbourhood_estep_into(X, form.M, prec, form.cap, np.zeros((1, 1, 1)), 0, K_prev,
+                                     table, E, 99, 2, 0, k, 16, *out)
+            outs.append(out)
+        for a, b in zip(*outs):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_search_passes_compact_precisions_only_for_kind_0():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(50, 4))
+    for cov_type, width in (("isotropic", 1), ("spherical", 1), ("diag", 4)):
+        mixture = random_mixture(rng, 10, 4, cov_type)
+        step = Neighbourhood(2, n_neighbors=3, n_random=1)
+        step.start_fit(mixture, np.random.RandomState(0))
+        step.update(X, mixture, random_sets(rng, 50, 10, 2))
+        assert step._prec.shape == (10, width)
+
+
+@pytest.mark.parametrize("cov_type", ["isotropic", "diag", "tied"])
+def test_rescue_with_cached_form_on_one_thread_equals_a_fresh_exhaustive(cov_type):
+    """The rescuer (form cached per mixture, small calls on one thread in larger
+    tiles) gives what a plain Exhaustive gives, and takes a new mixture's form."""
+    from truncmix.estep.exhaustive import Exhaustive
+
+    rng = np.random.default_rng(5)
+    C, D, n, k = 30, 4, 200, 2
+    cached = Exhaustive(k, cache_form=True, serial_evals=1 << 30)
+    for _ in range(2):  # a second mixture must not reuse the first one's form
+        mixture = random_mixture(rng, C, D, cov_type)
+        for dtype in (np.float64, np.float32, np.float64):
+            X = rng.normal(scale=3.0, size=(n, D)).astype(dtype)
+            got = cached.update(X, mixture, None)
+            want = Exhaustive(k).update(X, mixture, None)
+            np.testing.assert_array_equal(got.K, want.K)
+            np.testing.assert_allclose(got.q, want.q, rtol=1e-6, atol=1e-9)
+            np.testing.assert_allclose(got.lse, want.lse, rtol=1e-6)
+            assert got.n_evals == want.n_evals
+    # a call within the limit runs on one numba thread and restores the count after
+    import numba
+
+    before = numba.get_num_threads()
+    cached.update(X, mixture, None)
+    assert numba.get_num_threads() == before
+
+
+def _far_point_setup():
+    """Separated clusters, one of them (cluster 0) without a component: its
+    points are far from every mean, and stay so until a component moves there."""
+    from truncmix.backends import InMemory
+    from truncmix.model.covariance import Isotropic
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(scale=50.0, size=(12, 3))
+    y = np.repeat(np.arange(12), 15)
+    X = centres[y] + rng.normal(size=(180, 3))
+    means = centres.copy()
+    means[0] = centres[1] + 0.5  # a doubled component; cluster 0 has none
+    mixture = Mixture.with_equal_weights(means, Isotropic(1.0, 12, 3))
+    step = Neighbourhood(1, n_neighbors=2, n_random=0)
+    step.start_fit(mixture, np.random.RandomState(0))
+    backend = InMemory(X, np.ones(180), np.zeros(3), chunk_size=50)
+    backend.allocate_state((180, 1))
+    return X, y, centres, mixture, step, backend
+
+
+def test_futile_rescues_are_skipped_until_a_component_moves_near():
+    from truncmix.em import e_pass
+
+    X, y, centres, mixture, step, backend = _far_point_setup()
+    counts = [e_pass(backend, step, mixture).n_evals for _ in range(4)]
+    # passes 1-2: exhaustive; from pass 3 on the settled far points (cluster
+    # 0's 15, found nothing better twice with no set changed) are skipped
+    assert step._settled is not None and step._settled.any()
+    assert counts[3] < counts[1] and counts[3] <= 180 * 2
+    stuck = backend.state[y == 0, 0].copy()
+    # a component jumps onto cluster 0: the next pass must search those points
+    means = mixture.means.copy()
+    means[5] = centres[0]
+    moved = Mixture(means, mixture.log_weights, mixture.covariance)
+    step.moved(moved, 5)
+    e_pass(backend, step, moved)
+    assert (backend.state[y == 0, 0] == 5).all() and (stuck != 5).all()
+
+
+def test_skipping_futile_rescues_keeps_the_fit(monkeypatch):
+    """The same k-means fit (labels, centres, iterations) with and without the
+    skip, on data whose seeding leaves clusters without a centre, and the same
+    result for any chunking."""
+    import truncmix.estep.neighbourhood as module
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(6_000, n_features=8, centers=150, random_state=0)
+    X = X.astype(np.float32)
+    kw = dict(search="neighbourhood", coreset_size=300, random_state=0, max_iter=30)
+    fits = []
+    for skip, chunk in ((False, None), (True, None), (True, 777)):
+        monkeypatch.setattr(module, "SKIP_FUTILE_RESCUES", skip)
+        fits.append(KMeans(150, chunk_size=chunk, **kw).fit(X))
+    for other in fits[1:]:
+        np.testing.assert_array_equal(other.labels_, fits[0].labels_)
+        np.testing.assert_allclose(other.cluster_centers_, fits[0].cluster_centers_, rtol=1e-10)
+        assert other.n_iter_ == fits[0].n_iter_
+    np.testing.assert_array_equal([r.n_evals for r in fits[1].history_],
+                                  [r.n_evals for r in fits[2].history_])
+    # rescues were skipped (fewer evaluations)
+    assert sum(r.n_evals for r in fits[1].history_) < sum(r.n_evals for r in fits[0].history_)

@@ -201,7 +201,12 @@ class _NearestSets(EStep):
         self.pivots = pivots
 
     def columns(self, n_components):
-        return n_components if self.pivots is None else self.pivots.width
+        # The exhaustive pass keeps only the C' best per row (the products live
+        # in per-thread tiles): chunks sized for C columns were 25 chunks of
+        # 4 000 rows at C = 1 000, each with its own parallel region and
+        # statistics; the diagonal GMM's fit (100 000 x 32) took 0.532 against
+        # 0.515 s with chunks sized for C' columns
+        return self.kept(n_components) if self.pivots is None else self.pivots.width
 
     def update(self, X, mixture, K_prev, start=0, weights=None):
         if self.pivots is None:

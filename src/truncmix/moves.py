@@ -50,8 +50,9 @@ def swap_moves(backend, mixture, summaries, max_swaps, table=None, on_move=None,
         O(points x C x D); small donors search every component, within a
         budget of N evaluations per round; without a table every donor does.
     on_move : callable or None
-        Called as ``on_move(mixture, r, k)`` after component r moved onto a
-        point of component k (the E-step gives r a neighbourhood there).
+        Called as ``on_move(mixture, r, k, fallbacks)`` after component r moved
+        onto a point of component k (the E-step gives r a neighbourhood there);
+        ``fallbacks`` are the components that took r's points.
     min_gain : float
         Smallest rise of the free energy a swap must bring (the fit passes its
         ``tol`` times the total weight: smaller swaps are not worth an iteration).
@@ -137,10 +138,6 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
                 min_gain):
     from .kernels.swaps import pool_log_joints, rows_by_label, split_two
 
-    rows = np.flatnonzero(np.isin(labels, donors))
-    rows = rows[np.argsort(labels[rows], kind="stable")]
-    sorted_labels = labels[rows]  # a copy: the grouping before any swap
-    cap = mixture.log_weights + mixture.covariance.log_norm()
     C = mixture.n_components
     alive = mixture.alive
     used = np.zeros(C, bool)
@@ -149,17 +146,11 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
     budget = labels.shape[0]
     diagonal = _diagonal_form(mixture) if COMPILED else None
     # A component's rows change only once it is used, and a used component is
-    # not looked at again: its rows can be found once. Grouping every row
-    # (a counting sort) pays only for many attempts; a few scan the labels.
-    grouped = []
-
-    def rows_of(c):
-        if len(grouped) == 0 and n_swaps + failures < 16:
-            return np.flatnonzero(labels == c)
-        if not grouped:
-            grouped.extend(rows_by_label(labels, C))
-        by_label, starts = grouped
-        return by_label[starts[c] : starts[c + 1]]
+    # not looked at again: the grouping before any swap stays valid for every
+    # component the round looks at. One counting sort (O(N + C)) finds the rows
+    # of donors and targets alike; selecting the donors' rows by np.isin and
+    # sorting them took 3 ms per round at C = 8 000 on 200 000 rows.
+    by_label, starts = rows_by_label(labels, C)
 
     for j in targets:
         if n_swaps >= max_swaps or failures >= 8 or d >= len(donors):
@@ -173,7 +164,7 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
         if d >= len(donors):
             break
         r = donors[d]
-        lo, hi = np.searchsorted(sorted_labels, [r, r + 1])
+        lo, hi = starts[r], starts[r + 1]
         # a small donor's points may look at every component (neighbourhoods can
         # miss a near twin); within a budget of one evaluation per data point
         if table is None or (hi - lo) * C <= budget:
@@ -190,16 +181,16 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
             continue
         if diagonal is None or pool.size > COMPILED_POOL:
             # (a pool of every component is one matrix product: faster there)
-            block = _log_joint_with(mixture, X[rows[lo:hi]], pool)
+            block = _log_joint_with(mixture, X[by_label[lo:hi]], pool)
         else:
-            block = pool_log_joints(X, rows[lo:hi], pool, mixture.means, *diagonal)
+            block = pool_log_joints(X, by_label[lo:hi], pool, mixture.means, *diagonal)
         pick = 1 + np.argmax(block[:, 1:], axis=1)
         other = pool[pick]
-        loss = float(w[rows[lo:hi]] @ (block[:, 0] - block[np.arange(hi - lo), pick]))
+        loss = float(w[by_label[lo:hi]] @ (block[:, 0] - block[np.arange(hi - lo), pick]))
         # r splits k_p's cluster: two-means on k_p's points (a few Lloyd steps
         # from k_p's mean and x_p); both means move, and each point of k_p goes
         # to the one that explains it better (exactly counted)
-        mine = rows_of(k_p)
+        mine = by_label[starts[k_p] : starts[k_p + 1]]
         first_r = np.asarray(X[p], dtype=np.float64)  # new means of r and k_p start here
         if diagonal is None:
             trial, takes, gain = _split_numpy(X, w, mine, mixture, r, k_p, first_r, means[k_p])
@@ -213,7 +204,7 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
             used[j] = True
             continue
         means[r], means[k_p] = trial
-        labels[rows[lo:hi]] = other
+        labels[by_label[lo:hi]] = other
         labels[mine[takes]] = r
         used[[r, j, k_p]] = True
         used[other] = True
@@ -221,7 +212,7 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
         d += 1
         if on_move is not None:
             # the new place of r is known (k_p's): the hook needs no search
-            on_move(None, r, k_p)
+            on_move(None, r, k_p, other)
     if n_swaps == 0:
         return mixture, 0
     return Mixture(means, mixture.log_weights, mixture.covariance), n_swaps

@@ -57,8 +57,16 @@ def m_step(stats, mixture, *, learned_weights, floor, reg_covar, keep_means=Fals
     nonempty = alive & (N > np.finfo(float).eps * stats.weight)
     if keep_means:
         stats = replace(stats, first=np.zeros_like(stats.first))
-    means = mixture.means.copy()
-    means[nonempty] = stats.anchors[nonempty] + stats.first[nonempty] / N[nonempty, None]
+    # the same elementwise operations as on the selected rows, without copying
+    # them out and back (4 MB arrays at C = 8 000, D = 64: 4 ms -> 1 ms)
+    if nonempty.all():
+        means = stats.first / N[:, None]
+        np.add(stats.anchors, means, out=means)
+    else:
+        means = mixture.means.copy()
+        rows = nonempty[:, None]
+        step = np.divide(stats.first, N[:, None], out=np.zeros_like(means), where=rows)
+        np.add(stats.anchors, step, out=means, where=rows)
     covariance, n_floored = type(mixture.covariance).estimate(
         stats, nonempty, mixture.covariance, floor, reg_covar
     )

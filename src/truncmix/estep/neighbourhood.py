@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model.covariance import GatherForm
+from ..model.mixture import Mixture
 from .base import ChunkResult, EStep
 from .exhaustive import Exhaustive
 
@@ -38,6 +39,18 @@ FOLD_ENTRIES = 1 << 22
 #: D = 64 float32 was faster (100 against 122 ms per 200 000 rows)
 FLOAT64_FORM_BYTES = 1 << 20
 
+#: skip the exhaustive rescue of far points whose component's far points found
+#: nothing better in the last pass, unless a component jumped near them since
+#: (see :meth:`Neighbourhood.update`); tests switch it off
+SKIP_FUTILE_RESCUES = True
+
+#: rescues of at most this many evaluations per chunk (rows x C) run on one
+#: thread (about 3 ms of work there): late in a fit they are a few hundred rows
+#: at large C, and a parallel region can wait longer for a busy core than that.
+#: At C = 8 000, D = 64: 100 rows took 1.5 ms on one thread against 8 ms in
+#: parallel on the shared 2-core machine under load, 400 rows 5 against 12 ms
+RESCUE_SERIAL_EVALS = 1 << 21
+
 
 class NeighbourScores:
     """What the neighbourhood E-step gathers besides the M-step's statistics.
@@ -51,7 +64,7 @@ class NeighbourScores:
     """
 
     def __init__(self, n_components, capacity, parts=(), table=None, removal=None,
-                 worst_lse=None, worst_row=None):
+                 worst_lse=None, worst_row=None, futile=None, useful=None):
         C = n_components
         self.n_components = C
         self.capacity = capacity
@@ -60,6 +73,10 @@ class NeighbourScores:
         self.removal = np.zeros(C) if removal is None else removal
         self.worst_lse = np.full(C, np.inf) if worst_lse is None else worst_lse
         self.worst_row = np.full(C, -1, np.int64) if worst_row is None else worst_row
+        # per component (the search's best): far points whose exhaustive rescue
+        # found nothing better, and those for which it did (see Neighbourhood)
+        self.futile = np.zeros(C, np.int64) if futile is None else futile
+        self.useful = np.zeros(C, np.int64) if useful is None else useful
 
     @classmethod
     def from_chunk(cls, n_components, capacity, best, cand, gap, n_cand, weights, lse=None,
@@ -103,6 +120,7 @@ class NeighbourScores:
             removal=self.removal + other.removal,
             worst_lse=np.where(take, other.worst_lse, self.worst_lse),
             worst_row=np.where(take, other.worst_row, self.worst_row),
+            futile=self.futile + other.futile, useful=self.useful + other.useful,
         )
         if self.table is not None and other.table is not None:
             from ..kernels.neighbourhood import merge_tables_into
@@ -136,8 +154,14 @@ class Neighbourhood(EStep):
     far worse than its own points (squared Mahalanobis distance beyond the
     6-sigma point of a chi-square with D degrees of freedom): they are stuck
     among the wrong components, which random candidates alone would take many
-    iterations to fix. Random candidates come from a counter-based stream
-    of (seed, pass, global row), so they do not depend on chunks or threads.
+    iterations to fix. Once the search has settled (a pass in which no set
+    changed), such a point whose component's far points all found nothing
+    better in that pass is searched again only if a component that moved since
+    (swaps, re-seeding) could beat its C'-th best: until a swap fills its
+    cluster, a point of a cluster without a centre would otherwise cost C
+    evaluations in every pass. Random candidates come from a counter-based
+    stream of (seed, pass, global row), so they do not depend on chunks or
+    threads.
     """
 
     def __init__(self, n_active, n_neighbors=5, n_random=1):
@@ -150,6 +174,12 @@ class Neighbourhood(EStep):
         self._extra_evals = 0
         self._form_key = None
         self._form = None
+        self._prec = None
+        self._rescuer = None  # an Exhaustive that keeps the mixture's form between chunks
+        self._settled = None  # (C,) bool: far points found nothing better last pass
+        # components whose mean a swap or re-seeding moved, or whose points a
+        # swap changed: in the current and in the previous iteration
+        self._jumped, self._jumped_before = [], []
 
     # ----------------------------------------------------------- geometry
     def neighbours(self, n_components):
@@ -175,12 +205,26 @@ class Neighbourhood(EStep):
         self.table = initial_table(mixture, self.neighbours(mixture.n_components))
         C = mixture.n_components
         self._extra_evals = C * C if self.neighbours(C) < C else 0
+        self._settled = None
+        self._jumped, self._jumped_before = [], []
 
     def end_pass(self, stats, mixture):
         self.pass_index += 1
         extra = stats.extra
+        self._jumped_before, self._jumped = self._jumped, []
         if not isinstance(extra, NeighbourScores) or self.table is None:
+            self._settled = None
             return
+        # Only once the search has settled: no set changed in this pass (not
+        # the first, whose M-step follows the start's), so the next M-step
+        # gives every mean the value of the last one, except where the last
+        # iteration's swaps changed points (recorded) and where this
+        # iteration's swaps and re-seedings move means (recorded next). Before
+        # that, means drift and a far point's nearest component can change
+        # without any jump.
+        self._settled = ((extra.futile > 0) & (extra.useful == 0)
+                         if SKIP_FUTILE_RESCUES and stats.n_changed == 0 and self.pass_index >= 2
+                         else None)
         from ..kernels.neighbourhood import choose_neighbours
 
         keys, sums, counts = extra.folded()
@@ -191,15 +235,19 @@ class Neighbourhood(EStep):
         for r in report.relocated:
             self.moved(mixture, r)
 
-    def moved(self, mixture, r, near=None):
+    def moved(self, mixture, r, near=None, fallbacks=()):
         """Component ``r`` jumped: its neighbours become those of its new place,
         and it joins their neighbourhoods (so their points can find it).
 
         ``near`` is a component known to sit at the new place (a swap moves r
         onto a point of it): r then takes its neighbourhood in O(G) and
         ``mixture`` is not used; without it the neighbours are found among all
-        components of ``mixture``.
+        components of ``mixture``. ``fallbacks``: the components that took
+        r's points (their means move at the next M-step). All of them are
+        remembered for the check of skipped rescues (:meth:`update`).
         """
+        self._jumped += [int(r)] + ([] if near is None else [int(near)])
+        self._jumped += [int(c) for c in np.unique(np.asarray(fallbacks, dtype=np.int64))]
         if self.table is None or self.table.shape[1] < 2:
             return
         G = self.table.shape[1]
@@ -230,6 +278,13 @@ class Neighbourhood(EStep):
             self._form = form
             self._form_key = key
             self._form_mixture = mixture  # keeps the id valid
+            # One precision per component (kind 0): the kernel reads only
+            # prec[c, 0], so it gets a (C, 1) copy. A (C, D) array would put a
+            # cache line per candidate in the working set (512 KiB at C = 8 000);
+            # at D = 64 the kernel took 36 instead of 48 ms per 200 000 rows
+            # at C = 8 000, 25 instead of 32 ms at C = 1 000.
+            self._prec = (np.ascontiguousarray(form.prec[:, :1]) if form.kind == 0
+                          else form.prec)
         return self._form
 
     def update(self, X, mixture, K_prev, start=0, weights=None):
@@ -262,7 +317,7 @@ class Neighbourhood(EStep):
         K_in = np.where(unknown[:, None], 0, K_prev).astype(np.int32)
         with single_threaded_blas():
             neighbourhood_estep_into(
-                Y, form.M, form.prec, form.cap, P3, form.kind, K_in, self.table, self.n_random,
+                Y, form.M, self._prec, form.cap, P3, form.kind, K_in, self.table, self.n_random,
                 self.seed, self.pass_index, start, k, block_rows(n), K, q, lse, cand, gap, n_cand,
             )
         n_evals = int(n_cand.sum())
@@ -274,10 +329,38 @@ class Neighbourhood(EStep):
         with np.errstate(divide="ignore", invalid="ignore"):
             best_l = lse + np.log(q[:, 0])
             maha = -2.0 * (best_l - form.cap[K[:, 0]])
-        exhaustive = unknown | (maha > D + 6.0 * np.sqrt(2.0 * D))
+        far = maha > D + 6.0 * np.sqrt(2.0 * D)
+        futile = np.zeros(C, np.int64)
+        useful = np.zeros(C, np.int64)
+        settled = self._settled
+        if far.any() and settled is not None and settled.shape[0] == C:
+            # Far points of a settled component (last pass, its far points'
+            # exhaustive searches all found what the search had, and no set
+            # changed) are searched again only if a component that moved
+            # since (see end_pass) could beat their C'-th best. A per-row rule
+            # given the pass's flags, so chunks do not matter.
+            keep = np.flatnonzero(far & ~unknown & settled[K[:, 0]])
+            jumped = np.unique(np.asarray(self._jumped + self._jumped_before, dtype=np.int64))
+            if keep.size and jumped.size:
+                sub = Mixture(mixture.means[jumped], mixture.log_weights[jumped],
+                              mixture.covariance.take(jumped))
+                beats = sub.log_joint(np.asarray(X[keep], dtype=np.float64)).max(axis=1)
+                with np.errstate(divide="ignore"):
+                    kth = lse[keep] + np.log(q[keep, -1])
+                n_evals += keep.size * jumped.size
+                keep = keep[beats < kth]
+            far[keep] = False
+            np.add.at(futile, K[keep, 0], 1)
+        exhaustive = unknown | far
         if exhaustive.any():
             rows = np.flatnonzero(exhaustive)
-            res = Exhaustive(k).update(np.ascontiguousarray(X[rows]), mixture, None)
+            if self._rescuer is None or self._rescuer.n_active != k:
+                self._rescuer = Exhaustive(k, cache_form=True, serial_evals=RESCUE_SERIAL_EVALS)
+            res = self._rescuer.update(np.ascontiguousarray(X[rows]), mixture, None)
+            known = ~unknown[rows]
+            same = (res.K == K[rows]).all(axis=1)
+            np.add.at(futile, K[rows[known & same], 0], 1)
+            np.add.at(useful, K[rows[known & ~same], 0], 1)
             K[rows], q[rows], lse[rows] = res.K, res.q, res.lse
             cand[rows] = -1
             n_cand[rows] = 0
@@ -288,6 +371,7 @@ class Neighbourhood(EStep):
             C, capacity, K[:, 0].copy(), cand, gap, np.minimum(n_cand, cand.shape[1]), weights,
             lse=lse, start=start,
         )
+        extra.futile, extra.useful = futile, useful
         return ChunkResult(K, q, lse, n_evals + extra_evals, extra=extra)
 
 

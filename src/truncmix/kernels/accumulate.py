@@ -8,7 +8,13 @@ import numpy as np
 from .._constants import MOMENT_MATRIX, MOMENT_SCALAR, MOMENT_VECTOR
 
 
-@nb.njit(cache=True, nogil=True)
+#: reassociation lets the sums over features vectorise (the squared norm of the
+#: scalar moment was a chain of dependent additions): at C = 8 000, D = 64 a
+#: block of 107 000 rows took 7 instead of 13 ms, at C = 1 000 3 instead of 6
+_FAST = {"reassoc", "contract"}
+
+
+@nb.njit(cache=True, nogil=True, fastmath=_FAST)
 def accumulate_into(X, weights, K, q, anchors, moment, shared, resp, first, second):  # pragma: no cover
     """Add the weighted moments of ``x - anchors[c]`` for every kept (n, c).
 
@@ -31,18 +37,22 @@ def accumulate_into(X, weights, K, q, anchors, moment, shared, resp, first, seco
                 continue
             c = K[i, j]
             resp[c] += r
-            for d in range(D):
-                diff[d] = X[i, d] - anchors[c, d]
-                first[c, d] += r * diff[d]
             if moment == MOMENT_SCALAR:
                 s = 0.0
                 for d in range(D):
-                    s += diff[d] * diff[d]
+                    t = X[i, d] - anchors[c, d]
+                    first[c, d] += r * t
+                    s += t * t
                 second[c, 0, 0] += r * s
             elif moment == MOMENT_VECTOR:
                 for d in range(D):
-                    second[c, d, 0] += r * diff[d] * diff[d]
+                    t = X[i, d] - anchors[c, d]
+                    first[c, d] += r * t
+                    second[c, d, 0] += r * t * t
             else:
+                for d in range(D):
+                    diff[d] = X[i, d] - anchors[c, d]
+                    first[c, d] += r * diff[d]
                 t = 0 if shared else c
                 for a in range(D):
                     ra = r * diff[a]
@@ -72,8 +82,8 @@ def accumulate(X, weights, K, q, anchors, moment, shared, n_components):
     n = X.shape[0]
     # Row blocks accumulate into their own buffers on threads (the kernel
     # releases the GIL) and are summed in block order: the block count depends
-    # only on n, so results do not depend on the number of threads.
-    n_blocks = max(1, min(BLOCKS, n // MIN_BLOCK_ROWS))
+    # only on n and C, so results do not depend on the number of threads.
+    n_blocks = max(1, min(BLOCKS, n // MIN_BLOCK_ROWS, n // (MIN_ROWS_PER_COMPONENT * C)))
     if 8 * n_blocks * (C * (D + 1) + int(np.prod(shape))) > BLOCK_MEMORY:
         n_blocks = 1
     bounds = np.linspace(0, n, n_blocks + 1).astype(int)
@@ -107,6 +117,12 @@ def accumulate(X, weights, K, q, anchors, moment, shared, n_components):
 #: row blocks per call, their minimum size, and the memory their buffers may take
 BLOCKS = 4
 MIN_BLOCK_ROWS = 8192
+#: rows per block and component below which blocks stop paying: each block
+#: zeroes, fills and adds a (C, D) buffer, which at large C leaves the cache.
+#: At C = 8 000, D = 64 (4 MiB per buffer) one block took 11-13 ms per
+#: 107 000 rows, two 14-20 ms and four 23-54 ms on the shared 2-core machine;
+#: at C = 1 000 four blocks stay (5-6 ms)
+MIN_ROWS_PER_COMPONENT = 64
 BLOCK_MEMORY = 64 * 2**20
 
 _pool = None

@@ -304,10 +304,13 @@ class GatherForm:
 
 def _isotropic_form(means, log_weights, log_norm, variances):
     """``-||x - mu_c||^2 / (2 v_c)`` expanded, for per-component variances ``v``."""
+    from ..kernels.topk import scaled_transpose
+
     cap = log_weights + log_norm
     m_sq = np.einsum("cd,cd->c", means, means)
     return LinearForm(
-        B=(means / variances[:, None]).T.copy(),
+        B=scaled_transpose(np.ascontiguousarray(means, dtype=np.float64),
+                           np.ascontiguousarray(variances, dtype=np.float64)),
         bias=cap - 0.5 * m_sq / variances,
         row_coef=-0.5 / variances,
         cap=cap,
@@ -377,8 +380,10 @@ class Isotropic(Covariance):
 
     @classmethod
     def estimate(cls, stats, nonempty, previous, floor, reg_covar):
-        resp, first = stats.resp[nonempty], stats.first[nonempty]
-        total = stats.second[nonempty].sum() - (np.einsum("cd,cd->c", first, first) / resp).sum()
+        # squared norms of every row, then selected (no copy of the (C, D) sums)
+        resp = stats.resp[nonempty]
+        norms = np.einsum("cd,cd->c", stats.first, stats.first)[nonempty]
+        total = stats.second[nonempty].sum() - (norms / resp).sum()
         var = max(total, 0.0) / (resp.sum() * previous.n_features) + reg_covar
         floored = var < floor.scalar
         return cls(max(var, floor.scalar), previous.n_components, previous.n_features), int(floored)
