@@ -108,6 +108,38 @@ def test_kernel_equals_exact_lloyd_over_passes(dtype, C, n_groups):
         check_bounds(X, means, alive, labels, lower, groups, tight=False)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_exact_ties_across_groups_go_to_the_smaller_index(dtype):
+    # means on a lattice and points on the midpoints between lattice
+    # neighbours: every point is exactly as far from two (or four) means,
+    # often of different groups, so the least group minima tie and the
+    # product path searches several groups; far from the origin, the
+    # expanded form's rounding also puts other means within its bound
+    side = 5
+    grid = np.stack(np.meshgrid(np.arange(side), np.arange(side), indexing="ij"), -1)
+    means = grid.reshape(-1, 2).astype(np.float64) * 2.0 + 64.0
+    C, G = means.shape[0], 6
+    X = np.concatenate([means[:-1] + [1.0, 0.0], means[:-1] + [0.0, 1.0],
+                        means[:-1] + [1.0, 1.0]]).astype(dtype)
+    n = X.shape[0]
+    alive = np.ones(C, bool)
+    groups = group_components(means, alive, G)
+    d2 = ((X.astype(np.float64)[:, None, :] - means[None]) ** 2).sum(-1)
+    tied = np.sort(d2, axis=1)[:, 1] == d2.min(axis=1)
+    two = np.argsort(d2, axis=1, kind="stable")[:, :2]
+    assert (tied & (groups[1][two[:, 0]] != groups[1][two[:, 1]])).any()
+    for limit in (1, 10**9):  # by the product / by the direct search
+        labels = np.full(n, -1, np.int32)
+        lower = np.empty((n, G), np.float32)
+        out = run_pass(X, np.ones(n), means, alive, labels, lower, groups, np.zeros(G), limit)
+        labels = check_against_twin(X, np.ones(n), means, alive, out, groups, False)
+        np.testing.assert_array_equal(labels, np.argmin(d2, axis=1))
+        check_bounds(X, means, alive, labels, lower, groups, tight=False)
+        # a second pass with the same means: from the bounds (or the direct search)
+        again = run_pass(X, np.ones(n), means, alive, labels, lower, groups, np.zeros(G), limit)
+        np.testing.assert_array_equal(again[0], labels)
+
+
 def test_kernel_prunes_when_means_stand_still():
     X, _ = make_blobs(3000, 4, centers=40, cluster_std=0.3, random_state=0)
     C, G = 40, 4
