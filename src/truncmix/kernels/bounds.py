@@ -172,7 +172,7 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
          group_drift (G,) float64: how far the group's members moved at most
          since the bounds were made (0 when they are fresh);
          gemm_unit: unit roundoff of the product's dtype;
-         direct_limit: most member distances a point computes one by one
+         direct_limit: most members a point scores by dot products
          before it is scored by the product instead;
          tile: rows per product; n_blocks: row blocks, each with its own
          statistics (their count depends on n only, so results do not depend
