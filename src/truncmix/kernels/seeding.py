@@ -77,8 +77,13 @@ def greedy_kmeans_pp(X, w, n_components, n_trials, first_u, uniforms):  # pragma
     cum = np.cumsum(w)
     chosen[0] = min(np.searchsorted(cum, first_u * cum[-1], side="right"), m - 1)
     closest = np.empty(m)
-    trial = np.empty((D, T), X.dtype)
+    # the product's width padded to a multiple of 16 (zero columns, unused):
+    # OpenBLAS's float32 kernel took 0.21 ms for 8 000 x 64 by 10 columns,
+    # 0.17 ms by 16 (one thread, SkylakeX)
+    trial = np.zeros((D, -(-T // 16) * 16), X.dtype)
     cands = np.empty(T, np.int64)
+    pots = np.empty(T)
+    c_sqs = np.empty(T)
     c0 = chosen[0]
     for i in range(m):
         acc = 0.0
@@ -97,18 +102,27 @@ def greedy_kmeans_pp(X, w, n_components, n_trials, first_u, uniforms):  # pragma
                 cands[t] = int(uniforms[s - 1, t] * m) % m
             for d in range(D):
                 trial[d, t] = X[cands[t], d]
-        G = np.dot(X, trial)  # (m, T)
+        G = np.dot(X, trial)  # (m, T padded)
+        # every trial's potential in one pass over the rows of G: the trials
+        # sit side by side (vectorised, no dependency chain between them);
+        # each potential is still summed over the rows in order
+        for t in range(T):
+            pots[t] = 0.0
+            c_sqs[t] = x_sq[cands[t]]
+        for i in range(m):
+            xi = x_sq[i]
+            ci = closest[i]
+            wi = w[i]
+            Gi = G[i]
+            for t in range(T):
+                v = xi - 2.0 * Gi[t] + c_sqs[t]
+                v = v if v > 0.0 else 0.0
+                pots[t] += wi * (v if v < ci else ci)
         best = 0
         best_pot = np.inf
         for t in range(T):
-            c_sq = x_sq[cands[t]]
-            pot = 0.0
-            for i in range(m):
-                v = x_sq[i] - 2.0 * G[i, t] + c_sq
-                v = v if v > 0.0 else 0.0
-                pot += w[i] * (v if v < closest[i] else closest[i])
-            if pot < best_pot:
-                best_pot = pot
+            if pots[t] < best_pot:
+                best_pot = pots[t]
                 best = t
         chosen[s] = cands[best]
         c_sq = x_sq[cands[best]]
