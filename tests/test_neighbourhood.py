@@ -784,3 +784,11 @@ def test_skipping_futile_rescues_keeps_the_fit(monkeypatch):
                                   [r.n_evals for r in fits[2].history_])
     # rescues were skipped (fewer evaluations)
     assert sum(r.n_evals for r in fits[1].history_) < sum(r.n_evals for r in fits[0].history_)
+
+
+def test_pivot_threshold_grows_with_the_row_length():
+    from truncmix.init import PIVOT_MIN_COMPONENTS, uses_pivots
+
+    assert uses_pivots(PIVOT_MIN_COMPONENTS, 8) and not uses_pivots(PIVOT_MIN_COMPONENTS - 1, 32)
+    # longer rows: the gathered evaluations lose more against the product
+    assert not uses_pivots(4000, 64) and uses_pivots(4000, 32) and uses_pivots(8000, 64)
