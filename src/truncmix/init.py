@@ -68,6 +68,11 @@ def initial_means(X, weights, n_components, init, random_state, coreset_size=Non
     return np.asarray(centres, dtype=np.float64)
 
 
+#: coreset entries (rows x features) from which the greedy seeding's products
+#: run on the BLAS's threads
+SEEDING_THREADED_SIZE = 1 << 18
+
+
 def greedy_kmeans_pp(X, weights, n_components, random_state):
     """Greedy k-means++ with ``2 + log C`` local trials per centre (numba, float32).
 
@@ -89,12 +94,18 @@ def greedy_kmeans_pp(X, weights, n_components, random_state):
     # centred, so the expanded distances lose little to rounding in float32
     X32 = np.asarray(X, dtype=np.float32)
     X32 = np.ascontiguousarray(X32 - ((w @ X32) / w.sum()).astype(np.float32))
-    # one small product per step, on the BLAS's own threads: on this 2-core
-    # machine a (8 000 x 64) x (64 x 16) product took 0.09 ms on two threads
-    # and 0.09-0.17 ms on one (slower while the other threads of an earlier
-    # threaded call still spin); 4 000 centres on 8 000 rows took 0.70
-    # against 0.89 s, with the same rows chosen
-    rows = kernel(X32, w, C, trials, first_u, uniforms)
+    from ._threads import single_threaded_blas
+
+    # one small product per step: on the BLAS's threads when the rows are
+    # many (a (8 000 x 64) x (64 x 16) product took 0.09 ms on two threads of
+    # this 2-core machine, 0.09-0.17 ms on one; 4 000 centres on 8 000 rows
+    # 0.70 against 0.89 s, same rows), on one below that, where threads cost
+    # more than they save and keep spinning into the work that follows
+    if X32.size >= SEEDING_THREADED_SIZE:
+        rows = kernel(X32, w, C, trials, first_u, uniforms)
+    else:
+        with single_threaded_blas():
+            rows = kernel(X32, w, C, trials, first_u, uniforms)
     return np.asarray(X[rows], dtype=np.float64)
 
 
