@@ -284,14 +284,10 @@ def one_numba_thread():
     """Small chunks mean hundreds of parallel kernel launches per fit; on a busy
     machine each launch waits for its worker threads. The kernels treat rows
     independently, so the thread count cannot change the results."""
-    import numba
+    from truncmix._threads import one_numba_thread as serial
 
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
+    with serial():
         yield
-    finally:
-        numba.set_num_threads(before)
 
 
 def _fits(make, X):

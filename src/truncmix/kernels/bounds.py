@@ -127,6 +127,12 @@ def _tile_bounds(near, shift, filled, out):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
+def _better(d2, c, best2, best):  # pragma: no cover - compiled
+    """Lloyd's order: a smaller exact distance wins, ties to the smaller index."""
+    return d2 < best2 or (d2 == best2 and c < best)
+
+
+@nb.njit(inline="always")
 def _finish_row(i, x, w, best, best2, blk, means, labels_out, dist2, resp, first, second):  # pragma: no cover
     """Write a row's label and distance and add it to its block's statistics."""
     labels_out[i] = best
@@ -280,7 +286,7 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
                             if row_v[p] <= limit and c != a:
                                 d2 = _sq_dist(x, means[c])
                                 count += 1
-                                if d2 < best2 or (d2 == best2 and c < best):
+                                if _better(d2, c, best2, best):
                                     best2 = d2
                                     best = c
                     lift = xn - err
@@ -336,7 +342,7 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
                             c = flat[p]
                             d2 = _sq_dist(xr, means[c])
                             count += 1
-                            if d2 < best2 or (d2 == best2 and c < best):
+                            if _better(d2, c, best2, best):
                                 best2 = d2
                                 best = c
                     m = np.inf
@@ -353,7 +359,7 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
                                 c = flat[p]
                                 d2 = _sq_dist(xr, means[c])
                                 count += 1
-                                if d2 < best2 or (d2 == best2 and c < best):
+                                if _better(d2, c, best2, best):
                                     best2 = d2
                                     best = c
                     m = np.inf
