@@ -3,7 +3,9 @@
 The means come from k-means++ (scikit-learn's public ``kmeans_plusplus``), from
 randomly chosen data points, or from the user. Weights and covariances then come
 from one M-step on the hard assignment of every point to its nearest mean, with
-the means held fixed.
+the means held fixed. Lloyd's model (isotropic, equal weights, C' = 1) skips
+that M-step: its seeds start with the data's variance, and the fit's first
+E-step is the first assignment (see ``TruncatedMixtureMixin._start``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 
 from .estep import Exhaustive
 from .estep.base import ChunkResult, EStep
+from .estep.pivots import Pivots, nearest_sets, uses_pivots
 from .em import e_pass
 from .model.covariance import COVARIANCE_TYPES, Isotropic, clip_matrix
 from .model.mixture import Mixture
@@ -188,30 +191,6 @@ def data_covariance(name, n_components, cov, floor):
     return cls.from_covariances(clipped, n_components, D)
 
 
-#: from this many components on (at D <= 32; proportionally more above, see
-#: :func:`uses_pivots`), the first assignment searches through pivots.
-#: Below it the exhaustive pass (one GEMM per chunk, about 1.5 ns per
-#: evaluation) costs less than the pivots' gathered evaluations (about 10 ns
-#: each, some 3.5 sqrt(C) per point): at C = 1 000, D = 32 the exhaustive pass
-#: took 0.16 s against 0.18 s for 100 000 points on one thread, and its sets are
-#: exact; the pivots win from about C = 2 000 on (their cost grows as sqrt(C))
-PIVOT_MIN_COMPONENTS = 2048
-#: pivots probed per point
-PIVOT_PROBES = 3
-
-
-def uses_pivots(n_components, n_features):
-    """True when the first assignment of ``n_components`` means searches through pivots.
-
-    The gathered evaluations lose more against the matrix product the longer
-    the rows: on 200 000 rows (KMeans with a neighbourhood search, whole fits,
-    2 threads) pivots were slower at C = 4 000, D = 64 (2.90 against 2.68 s)
-    and faster at C = 8 000, D = 64 and at C = 4 000 and 10 000, D = 32. So
-    the threshold grows with D above 32.
-    """
-    return n_components >= PIVOT_MIN_COMPONENTS * max(1.0, n_features / 32.0)
-
-
 class _NearestSets(EStep):
     """Assignment to the nearest mean that also writes each point's C' nearest
     means into the per-point state: the first truncated sets of a search.
@@ -234,66 +213,10 @@ class _NearestSets(EStep):
         return self.kept(n_components) if self.pivots is None else self.pivots.width
 
     def update(self, X, mixture, K_prev, start=0, weights=None):
-        if self.pivots is None:
-            res = Exhaustive(self.n_active).update(X, mixture, None)
-        else:
-            res = self.pivots.nearest(X, mixture, self.n_active)
+        res = nearest_sets(X, mixture, self.n_active, self.pivots)
         K_prev[...] = res.K
         ones = np.ones((X.shape[0], 1))
         return ChunkResult(np.ascontiguousarray(res.K[:, :1]), ones, res.lse, res.n_evals)
-
-
-class Pivots:
-    """Groups of means around ``P = 2 sqrt(C)`` pivot means, for approximate nearest means.
-
-    The pivots are every (C/P)-th mean (k-means++ seeds come spread out, in
-    drawing order); each mean joins the group of its nearest pivot. A point
-    scores the pivots, then the members of its ``PIVOT_PROBES`` nearest
-    pivots' groups: about ``P + 3 C / P`` evaluations instead of C.
-    """
-
-    def __init__(self, mixture):
-        C = mixture.n_components
-        P = int(min(C, max(2, np.ceil(2 * np.sqrt(C)))))
-        self.index = np.unique(np.linspace(0, C - 1, P).astype(np.int64))
-        self.pivots = Mixture.with_equal_weights(
-            mixture.means[self.index], Isotropic(1.0, len(self.index), mixture.n_features))
-        group = Exhaustive(1).update(np.ascontiguousarray(mixture.means), self.pivots, None).K[:, 0]
-        sizes = np.bincount(group, minlength=len(self.index))
-        # long groups are cut (their extra members are found later by the search)
-        width = int(min(sizes.max(), max(8, 3 * C // len(self.index))))
-        self.table = np.empty((len(self.index), width), np.int32)
-        order = np.argsort(group, kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(sizes)])
-        for p in range(len(self.index)):
-            members = order[bounds[p] : bounds[p + 1]][:width]
-            if members.size == 0:
-                members = self.index[p : p + 1]
-            self.table[p] = np.resize(members, width)  # repeats are deduplicated
-        self.width = PIVOT_PROBES * width + len(self.index)
-
-    def nearest(self, X, mixture, k):
-        """Approximate ``Exhaustive(k).update(X, mixture)`` (an isotropic mixture)."""
-        from .kernels.neighbourhood import block_rows, neighbourhood_estep_into
-
-        n, C = X.shape[0], mixture.n_components
-        probes = min(PIVOT_PROBES, len(self.index))
-        near = Exhaustive(probes).update(X, self.pivots, None)
-        K_piv = near.K if near.K is not None else np.argsort(-near.q, axis=1)[:, :probes]
-        form = mixture.covariance.gather_form(mixture.means, mixture.log_weights)
-        width = probes * self.table.shape[1] + 1
-        K = np.empty((n, k), np.int32)
-        q = np.empty((n, k))
-        lse = np.empty(n)
-        cand = np.full((n, width), -1, np.int32)
-        gap = np.empty((n, width))
-        n_cand = np.empty(n, np.int32)
-        neighbourhood_estep_into(
-            np.ascontiguousarray(X), form.M, form.prec, form.cap, np.zeros((1, 1, 1)), form.kind,
-            np.ascontiguousarray(K_piv, dtype=np.int32), self.table, 0, 0, 0, 0, k,
-            block_rows(n), K, q, lse, cand, gap, n_cand,
-        )
-        return ChunkResult(K, q, lse, n * len(self.index) + int(n_cand.sum()))
 
 
 class _GivenSets(EStep):

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model.covariance import GatherForm
+from ..model.covariance import GatherForm, Isotropic
 from ..model.mixture import Mixture
 from .base import ChunkResult, EStep
 from .exhaustive import Exhaustive
+from .pivots import Pivots, nearest_sets, uses_pivots
 
 #: pairs held in raw form before they are folded into the table (bounds memory)
 FOLD_ENTRIES = 1 << 22
@@ -177,6 +178,7 @@ class Neighbourhood(EStep):
         self._prec = None
         self._rescuer = None  # an Exhaustive that keeps the mixture's form between chunks
         self._settled = None  # (C,) bool: far points found nothing better last pass
+        self._first_pivots = None  # Pivots for a first pass through them (start_fit)
         # components whose mean a swap or re-seeding moved, or whose points a
         # swap changed: in the current and in the previous iteration
         self._jumped, self._jumped_before = [], []
@@ -192,7 +194,8 @@ class Neighbourhood(EStep):
         return min(n_components, k * self.neighbours(n_components) + self.n_random + k)
 
     def columns(self, n_components):
-        return self.width(n_components)
+        width = self.width(n_components)
+        return width if self._first_pivots is None else max(width, self._first_pivots.width)
 
     def state_shape(self, n_samples, n_components):
         return (n_samples, self.kept(n_components))
@@ -207,9 +210,14 @@ class Neighbourhood(EStep):
         self._extra_evals = C * C if self.neighbours(C) < C else 0
         self._settled = None
         self._jumped, self._jumped_before = [], []
+        # a first pass over points without sets (k-means starts) goes through
+        # pivots when there are many means (nearest by distance: isotropic)
+        self._first_pivots = (Pivots(mixture) if isinstance(mixture.covariance, Isotropic)
+                              and uses_pivots(C, mixture.n_features) else None)
 
     def end_pass(self, stats, mixture):
         self.pass_index += 1
+        self._first_pivots = None
         extra = stats.extra
         self._jumped_before, self._jumped = self._jumped, []
         if not isinstance(extra, NeighbourScores) or self.table is None:
@@ -300,8 +308,7 @@ class Neighbourhood(EStep):
             K_prev = np.full((n, k), -1, np.int32)
         unknown = K_prev[:, 0] < 0
         if unknown.all():
-            res = Exhaustive(k).update(X, mixture, None)
-            return ChunkResult(res.K, res.q, res.lse, res.n_evals + extra_evals)
+            return self._first_pass(X, mixture, start, weights, extra_evals)
         form = self._gather_form(mixture, X.dtype)
         Y = X if form.transform is None else X @ form.transform.astype(X.dtype, copy=False)
         Y = np.ascontiguousarray(Y)
@@ -365,14 +372,46 @@ class Neighbourhood(EStep):
             cand[rows] = -1
             n_cand[rows] = 0
             n_evals += len(rows) * C
-        capacity = min(C, max(2 * self.neighbours(C), self.width(C)) + 8)
-        weights = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-        extra = NeighbourScores.from_chunk(
-            C, capacity, K[:, 0].copy(), cand, gap, np.minimum(n_cand, cand.shape[1]), weights,
-            lse=lse, start=start,
-        )
+        extra = self._scores(C, K, cand, gap, np.minimum(n_cand, cand.shape[1]), weights, lse,
+                             start)
         extra.futile, extra.useful = futile, useful
         return ChunkResult(K, q, lse, n_evals + extra_evals, extra=extra)
+
+    def _scores(self, C, K, cand, gap, n_cand, weights, lse, start):
+        """The pass's :class:`NeighbourScores` for one chunk."""
+        capacity = min(C, max(2 * self.neighbours(C), self.width(C)) + 8)
+        weights = np.ones(K.shape[0]) if weights is None else np.asarray(weights, np.float64)
+        return NeighbourScores.from_chunk(C, capacity, K[:, 0].copy(), cand, gap, n_cand,
+                                          weights, lse=lse, start=start)
+
+    def _first_pass(self, X, mixture, start, weights, extra_evals):
+        """The pass of points without a set yet (a fit's first, when no first
+        M-step seeded them): each point's best C' of all components, exactly,
+        or through pivots when there are many (see :meth:`start_fit`).
+
+        The next best, up to the search's width, are the pass's candidates,
+        so it gives the swaps their summaries and the neighbourhoods their
+        first statistics like any other pass (a k-means fit's first iteration
+        then needs no pass of its own before them).
+        """
+        C = mixture.n_components
+        k = self.kept(C)
+        res = nearest_sets(X, mixture, max(k, self.width(C)), self._first_pivots)
+        with np.errstate(divide="ignore"):
+            log_q = np.log(res.q)
+        mass = res.q[:, :k].sum(axis=1)
+        K = np.ascontiguousarray(res.K[:, :k])
+        q = res.q[:, :k] / mass[:, None]
+        lse = res.lse + np.log(mass)
+        # candidates: the others seen, with gap l(best) - l(c) (none where q
+        # underflowed; those are last, as the sets are sorted)
+        gap = np.ascontiguousarray(log_q[:, :1] - log_q[:, 1:])
+        cand = np.where(np.isfinite(gap), res.K[:, 1:], -1).astype(np.int32)
+        if cand.shape[1] == 0:
+            cand, gap = np.full((K.shape[0], 1), -1, np.int32), np.zeros((K.shape[0], 1))
+        n_cand = (cand >= 0).sum(axis=1).astype(np.int32)
+        extra = self._scores(C, K, cand, gap, n_cand, weights, lse, start)
+        return ChunkResult(K, q, lse, res.n_evals + extra_evals, extra=extra)
 
 
 def initial_table(mixture, n_neighbors):

@@ -25,7 +25,7 @@ from ..exceptions import (
     DroppedRowsWarning,
     FitInterruptedWarning,
 )
-from ..init import first_m_step, initial_means
+from ..init import data_covariance, first_m_step, initial_means
 from ..model.covariance import COVARIANCE_TYPES, Floor
 from ..model.mixture import Mixture
 
@@ -107,10 +107,18 @@ class TruncatedMixtureMixin:
 
     def _start(self, X, weights, backend, random_state, floor, data_cov, seed_state=False):
         """Initial mixture, in the backend's (shifted) coordinates."""
-        C, cov_type, learned, _ = self._model()
+        C, cov_type, learned, n_active = self._model()
         means = initial_means(X, weights, C, self._init_means_spec(), random_state,
                               coreset_size=self.coreset_size)
         self._check_init_means(means, X.shape[1])
+        if cov_type == "isotropic" and not learned and n_active == 1:
+            # Lloyd's model: the assignment to the seeds does not depend on
+            # sigma^2, so a first M-step about them would only repeat the first
+            # iteration's E-step. The seeds start with the data's variance, and
+            # that E-step (a neighbourhood search's first pass, over points
+            # without sets) is the first assignment.
+            return Mixture.with_equal_weights(
+                means - backend.offset, data_covariance(cov_type, C, data_cov, floor))
         return first_m_step(
             backend, means - backend.offset, cov_type, data_cov,
             learned_weights=learned, floor=floor, reg_covar=self._reg_covar(),
