@@ -502,39 +502,59 @@ def test_a_swap_raises_the_exactly_recomputed_free_energy():
     assert np.min(((moved.means - [20.0, 20.0]) ** 2).sum(-1)) < 25.0
 
 
-def test_pivots_find_the_nearest_means_of_separated_clusters():
+def test_sketch_finds_the_nearest_means_of_separated_clusters():
     from sklearn.datasets import make_blobs
 
     from truncmix.estep import Exhaustive
-    from truncmix.estep.pivots import Pivots
+    from truncmix.estep.neighbourhood import initial_table
+    from truncmix.estep.sketch import Sketch, sketch_dims
     from truncmix.model.covariance import Isotropic
 
-    X, y = make_blobs(6000, 8, centers=600, random_state=0)
-    means = np.array([X[y == c].mean(axis=0) for c in range(600)])
-    mixture = Mixture.with_equal_weights(means, Isotropic(1.0, 600, 8))
-    pivots = Pivots(mixture)
-    res = pivots.nearest(X, mixture, 2)
+    X, y = make_blobs(6000, 32, centers=600, random_state=0)
+    X = X.astype(np.float32)
+    means = np.array([X[y == c].mean(axis=0) for c in range(600)], dtype=np.float64)
+    mixture = Mixture.with_equal_weights(means, Isotropic(1.0, 600, 32))
+    sketch = Sketch(mixture, initial_table(mixture, 6))
+    assert sketch.basis.shape == (32, sketch_dims(32)) == (32, 8)
+    res, cand, gap, n_cand = sketch.nearest(X, mixture, 2)
     exact = Exhaustive(2).update(X, mixture, None)
     assert (res.K[:, 0] == exact.K[:, 0]).mean() > 0.97
     assert (res.K[:, 0] != res.K[:, 1]).all() and res.K.min() >= 0 and res.K.max() < 600
-    # far fewer evaluations than the exhaustive search
-    assert res.n_evals < 0.3 * exact.n_evals
+    # the candidates are exactly scored: their gaps are the float64 log-joint gaps
+    L = mixture.log_joint(X.astype(np.float64))
+    rows = np.arange(len(X))
+    for j in range(cand.shape[1]):
+        ok = cand[:, j] >= 0
+        want = L[rows[ok], res.K[ok, 0]] - L[rows[ok], cand[ok, j]]
+        np.testing.assert_allclose(gap[ok, j], want, rtol=1e-6, atol=1e-6)
+    assert (n_cand == (cand >= 0).sum(axis=1)).all() and (n_cand >= 5).all()
+    # far fewer full-length evaluations than the exhaustive search
+    assert int(n_cand.sum()) < 0.02 * exact.n_evals
 
 
-def test_large_kmeans_seeded_through_pivots_stays_monotone(monkeypatch):
+def test_large_kmeans_seeded_through_the_sketch_stays_monotone(monkeypatch):
     from sklearn.datasets import make_blobs
+    from sklearn.metrics import adjusted_rand_score
 
-    import truncmix.estep.pivots
+    import truncmix.estep.sketch as sketch
 
-    # 600 components are below the pivots' default threshold: lower it
-    monkeypatch.setattr(truncmix.estep.pivots, "PIVOT_MIN_COMPONENTS", 512)
+    # 600 components are below the sketch's default threshold: lower it
+    monkeypatch.setattr(sketch, "SKETCH_MIN_COMPONENTS", 512)
+    used = []
+    original = sketch.Sketch.nearest
 
-    X, _ = make_blobs(8000, 6, centers=600, random_state=1)
+    def counting(self, *args):
+        used.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(sketch.Sketch, "nearest", counting)
+    X, y = make_blobs(8000, 32, centers=600, random_state=1)
     km = KMeans(600, search="neighbourhood", coreset_size=3000, random_state=0, max_iter=15,
                 tol=0).fit(X)
+    assert used  # the first pass went through the sketch
     assert_monotone(km.free_energy_history_)
-    exhaustive_first_pass = len(X) * 600
-    assert km.history_[1].n_evals < 0.1 * exhaustive_first_pass
+    assert km.history_[1].n_evals < 0.1 * len(X) * 600
+    assert adjusted_rand_score(y, km.labels_) > 0.9
 
 
 # ----------------------------------------------------------------- seedings
@@ -856,9 +876,10 @@ def test_skipping_futile_rescues_keeps_the_fit(monkeypatch):
     assert sum(r.n_evals for r in fits[1].history_) < sum(r.n_evals for r in fits[0].history_)
 
 
-def test_pivot_threshold_grows_with_the_row_length():
-    from truncmix.estep.pivots import PIVOT_MIN_COMPONENTS, uses_pivots
+def test_sketch_threshold():
+    from truncmix.estep.sketch import SKETCH_MIN_COMPONENTS, sketch_dims, uses_sketch
 
-    assert uses_pivots(PIVOT_MIN_COMPONENTS, 8) and not uses_pivots(PIVOT_MIN_COMPONENTS - 1, 32)
-    # longer rows: the gathered evaluations lose more against the product
-    assert not uses_pivots(4000, 64) and uses_pivots(4000, 32) and uses_pivots(8000, 64)
+    assert uses_sketch(SKETCH_MIN_COMPONENTS, 64) and not uses_sketch(SKETCH_MIN_COMPONENTS - 1, 64)
+    # short rows: the product is not what the exhaustive pass spends its time on
+    assert not uses_sketch(10 * SKETCH_MIN_COMPONENTS, 16) and uses_sketch(4000, 32)
+    assert sketch_dims(64) == 16 and sketch_dims(32) == 8 and sketch_dims(5) == 5

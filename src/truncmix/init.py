@@ -14,7 +14,7 @@ import numpy as np
 
 from .estep import Exhaustive
 from .estep.base import ChunkResult, EStep
-from .estep.pivots import Pivots, nearest_sets, uses_pivots
+from .estep.sketch import SKETCH_NEIGHBOURS, Sketch, nearest_sets, uses_sketch
 from .em import e_pass
 from .model.covariance import COVARIANCE_TYPES, Isotropic, clip_matrix
 from .model.mixture import Mixture
@@ -195,14 +195,14 @@ class _NearestSets(EStep):
     """Assignment to the nearest mean that also writes each point's C' nearest
     means into the per-point state: the first truncated sets of a search.
 
-    With many components the C' nearest are found through pivots (see
-    :class:`Pivots`), so that this pass costs O(N sqrt(C) D), not O(N C D);
-    the sets are then approximate, which the search that follows repairs.
+    With many components the C' nearest are found through a sketch (see
+    :class:`~truncmix.estep.sketch.Sketch`); the sets are then approximate,
+    which the search that follows repairs.
     """
 
-    def __init__(self, n_active, pivots=None):
+    def __init__(self, n_active, sketch=None):
         super().__init__(n_active)
-        self.pivots = pivots
+        self.sketch = sketch
 
     def columns(self, n_components):
         # The exhaustive pass keeps only the C' best per row (the products live
@@ -210,10 +210,10 @@ class _NearestSets(EStep):
         # 4 000 rows at C = 1 000, each with its own parallel region and
         # statistics; the diagonal GMM's fit (100 000 x 32) took 0.532 against
         # 0.515 s with chunks sized for C' columns
-        return self.kept(n_components) if self.pivots is None else self.pivots.width
+        return self.kept(n_components) if self.sketch is None else self.sketch.width + 1
 
     def update(self, X, mixture, K_prev, start=0, weights=None):
-        res = nearest_sets(X, mixture, self.n_active, self.pivots)
+        res, _, _, _ = nearest_sets(X, mixture, self.n_active, sketch=self.sketch)
         K_prev[...] = res.K
         ones = np.ones((X.shape[0], 1))
         return ChunkResult(np.ascontiguousarray(res.K[:, :1]), ones, res.lse, res.n_evals)
@@ -247,8 +247,8 @@ def first_m_step(backend, means, covariance_type, data_cov, *, learned_weights, 
     keep the data's covariance. With ``seed_state`` the backend's (allocated)
     per-point state receives each point's C' nearest means, so a neighbourhood
     search starts from them without another exhaustive pass; with many
-    components (:func:`uses_pivots`) they are searched through
-    :class:`Pivots` (approximately, in O(N sqrt(C) D)). ``labels`` (one per
+    components (:func:`~truncmix.estep.sketch.uses_sketch`) they are searched
+    through a :class:`~truncmix.estep.sketch.Sketch` (approximately). ``labels`` (one per
     row, in the backend's order) gives the assignment instead of a search: a
     k-means start has just made it.
     """
@@ -261,8 +261,13 @@ def first_m_step(backend, means, covariance_type, data_cov, *, learned_weights, 
 
         estep = _GivenSets(k, labels, initial_table(nearest, min(k, C)))
     elif seed_state:
-        pivots = Pivots(nearest) if uses_pivots(C, means.shape[1]) else None
-        estep = _NearestSets(backend.state.shape[1], pivots)
+        k = backend.state.shape[1]
+        sketch = None
+        if uses_sketch(C, means.shape[1]):
+            from .estep.neighbourhood import initial_table
+
+            sketch = Sketch(nearest, initial_table(nearest, min(C, max(k + 1, SKETCH_NEIGHBOURS))))
+        estep = _NearestSets(k, sketch)
     else:
         estep = Exhaustive(1)
     stats = e_pass(backend, estep, nearest, update_state=False, moments_of=start.covariance)

@@ -26,7 +26,7 @@ from ..model.covariance import GatherForm, Isotropic
 from ..model.mixture import Mixture
 from .base import ChunkResult, EStep
 from .exhaustive import Exhaustive
-from .pivots import Pivots, nearest_sets, uses_pivots
+from .sketch import Sketch, nearest_sets, uses_sketch
 
 #: pairs held in raw form before they are folded into the table (bounds memory)
 FOLD_ENTRIES = 1 << 22
@@ -178,7 +178,7 @@ class Neighbourhood(EStep):
         self._prec = None
         self._rescuer = None  # an Exhaustive that keeps the mixture's form between chunks
         self._settled = None  # (C,) bool: far points found nothing better last pass
-        self._first_pivots = None  # Pivots for a first pass through them (start_fit)
+        self._first_sketch = None  # Sketch for a first pass through it (start_fit)
         # components whose mean a swap or re-seeding moved, or whose points a
         # swap changed: in the current and in the previous iteration
         self._jumped, self._jumped_before = [], []
@@ -195,7 +195,7 @@ class Neighbourhood(EStep):
 
     def columns(self, n_components):
         width = self.width(n_components)
-        return width if self._first_pivots is None else max(width, self._first_pivots.width)
+        return width if self._first_sketch is None else max(width, self._first_sketch.width + 1)
 
     def state_shape(self, n_samples, n_components):
         return (n_samples, self.kept(n_components))
@@ -211,13 +211,14 @@ class Neighbourhood(EStep):
         self._settled = None
         self._jumped, self._jumped_before = [], []
         # a first pass over points without sets (k-means starts) goes through
-        # pivots when there are many means (nearest by distance: isotropic)
-        self._first_pivots = (Pivots(mixture) if isinstance(mixture.covariance, Isotropic)
-                              and uses_pivots(C, mixture.n_features) else None)
+        # a sketch when there are many means (nearest by distance: isotropic)
+        self._first_sketch = (Sketch(mixture, self.table)
+                              if isinstance(mixture.covariance, Isotropic)
+                              and uses_sketch(C, mixture.n_features) else None)
 
     def end_pass(self, stats, mixture):
         self.pass_index += 1
-        self._first_pivots = None
+        self._first_sketch = None
         extra = stats.extra
         self._jumped_before, self._jumped = self._jumped, []
         if not isinstance(extra, NeighbourScores) or self.table is None:
@@ -387,32 +388,19 @@ class Neighbourhood(EStep):
     def _first_pass(self, X, mixture, start, weights, extra_evals):
         """The pass of points without a set yet (a fit's first, when no first
         M-step seeded them): each point's best C' of all components, exactly,
-        or through pivots when there are many (see :meth:`start_fit`).
+        or through a sketch when there are many (see :meth:`start_fit`).
 
-        The next best, up to the search's width, are the pass's candidates,
-        so it gives the swaps their summaries and the neighbourhoods their
-        first statistics like any other pass (a k-means fit's first iteration
-        then needs no pass of its own before them).
+        The other components seen (the next best up to the search's width, or
+        the sketch's candidates) are the pass's candidates, so it gives the
+        swaps their summaries and the neighbourhoods their first statistics
+        like any other pass (a k-means fit's first iteration then needs no
+        pass of its own before them).
         """
         C = mixture.n_components
-        k = self.kept(C)
-        res = nearest_sets(X, mixture, max(k, self.width(C)), self._first_pivots)
-        with np.errstate(divide="ignore"):
-            log_q = np.log(res.q)
-        mass = res.q[:, :k].sum(axis=1)
-        K = np.ascontiguousarray(res.K[:, :k])
-        q = res.q[:, :k] / mass[:, None]
-        lse = res.lse + np.log(mass)
-        # candidates: the others seen, with gap l(best) - l(c) (none where q
-        # underflowed; those are last, as the sets are sorted)
-        gap = np.ascontiguousarray(log_q[:, :1] - log_q[:, 1:])
-        cand = np.where(np.isfinite(gap), res.K[:, 1:], -1).astype(np.int32)
-        if cand.shape[1] == 0:
-            cand, gap = np.full((K.shape[0], 1), -1, np.int32), np.zeros((K.shape[0], 1))
-        n_cand = (cand >= 0).sum(axis=1).astype(np.int32)
-        extra = self._scores(C, K, cand, gap, n_cand, weights, lse, start)
-        return ChunkResult(K, q, lse, res.n_evals + extra_evals, extra=extra)
-
+        res, cand, gap, n_cand = nearest_sets(X, mixture, self.kept(C), self.width(C),
+                                              self._first_sketch)
+        extra = self._scores(C, res.K, cand, gap, n_cand, weights, res.lse, start)
+        return ChunkResult(res.K, res.q, res.lse, res.n_evals + extra_evals, extra=extra)
 
 def initial_table(mixture, n_neighbors):
     """Each component, then the G-1 components under which its mean is most probable.
