@@ -74,10 +74,18 @@ def initial_means(X, weights, n_components, init, random_state, coreset_size=Non
 #: coreset entries (rows x features) from which the greedy seeding's products
 #: run on the BLAS's threads
 SEEDING_THREADED_SIZE = 1 << 18
+#: most local trials per centre of the greedy seeding. Up to 8 the trials'
+#: product has 8 columns, from 9 on 16 (see the kernel). On 200 000 blobs
+#: (2C-point coresets, seeds 0-2) 8 trials seeded 4 000 centres (D = 64) in
+#: 0.54 against 0.75-0.79 s with 10 and 10 000 (D = 32) in 2.6 against 3.9 s
+#: with 11; the seeds' k-means cost on all the data differed by -0.01% to
+#: +0.06%, and covered as many blobs
+MAX_TRIALS = 8
 
 
 def greedy_kmeans_pp(X, weights, n_components, random_state):
-    """Greedy k-means++ with ``2 + log C`` local trials per centre (numba, float32).
+    """Greedy k-means++ with ``2 + log C`` (at most :data:`MAX_TRIALS`) local
+    trials per centre (numba, float32).
 
     The same rule as scikit-learn's ``kmeans_plusplus``, in a blocked kernel
     that is several times faster; used on coresets, where the speed matters
@@ -90,7 +98,7 @@ def greedy_kmeans_pp(X, weights, n_components, random_state):
     from .kernels.seeding import greedy_kmeans_pp as kernel
 
     C = n_components
-    trials = 2 + int(np.log(C))
+    trials = min(2 + int(np.log(C)), MAX_TRIALS)
     first_u = random_state.random_sample()
     uniforms = random_state.random_sample((max(C - 1, 0), trials))
     w = np.asarray(weights, dtype=np.float64)
