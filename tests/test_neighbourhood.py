@@ -571,6 +571,20 @@ def test_afk_mc2_seeds_are_rows_and_cover_separated_clusters():
     np.testing.assert_array_equal(seeds, again)
 
 
+@pytest.mark.parametrize("C, trials", [(3, 3), (400, 7), (1100, 8), (30000, 8)])
+def test_greedy_seeding_trials_are_capped(C, trials, monkeypatch):
+    """2 + log C local trials per centre, at most MAX_TRIALS (8: one 8-column product)."""
+    import truncmix.kernels.seeding as seeding
+    from truncmix.init import MAX_TRIALS, greedy_kmeans_pp
+
+    seen = []
+    monkeypatch.setattr(seeding, "greedy_kmeans_pp",
+                        lambda X, w, n, T, u0, u: seen.append((T, u.shape)) or np.arange(n))
+    X = np.random.default_rng(0).normal(size=(C, 2))
+    greedy_kmeans_pp(X, np.ones(C), C, np.random.RandomState(0))
+    assert MAX_TRIALS == 8 and seen == [(trials, (C - 1, trials))]
+
+
 def test_seeding_kernels_equal_numpy_twins():
     from truncmix.kernels.seeding import afk_mc2_chains, greedy_kmeans_pp
 
