@@ -285,6 +285,7 @@ def per_iteration(runners, m1, m2, repeats, log=print):
             "times_m1": [f.seconds for f in f1s],
             "times_m2": [f.seconds for f in f2s],
             "extra": f2s[-1].extra,
+            "extras": [f.extra for f in f1s + f2s],
             "valid": bool(valid),
         }
     return out

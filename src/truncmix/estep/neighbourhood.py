@@ -178,7 +178,7 @@ class Neighbourhood(EStep):
         self._prec = None
         self._rescuer = None  # an Exhaustive that keeps the mixture's form between chunks
         self._settled = None  # (C,) bool: far points found nothing better last pass
-        self._first_sketch = None  # Sketch for a first pass through it (start_fit)
+        self._first_sketch = None  # the Sketch of a first pass (see _first_pass)
         # components whose mean a swap or re-seeding moved, or whose points a
         # swap changed: in the current and in the previous iteration
         self._jumped, self._jumped_before = [], []
@@ -194,8 +194,8 @@ class Neighbourhood(EStep):
         return min(n_components, k * self.neighbours(n_components) + self.n_random + k)
 
     def columns(self, n_components):
-        width = self.width(n_components)
-        return width if self._first_sketch is None else max(width, self._first_sketch.width + 1)
+        # (a first pass through a sketch scores at most G + 1 candidates per row)
+        return self.width(n_components)
 
     def state_shape(self, n_samples, n_components):
         return (n_samples, self.kept(n_components))
@@ -210,11 +210,7 @@ class Neighbourhood(EStep):
         self._extra_evals = C * C if self.neighbours(C) < C else 0
         self._settled = None
         self._jumped, self._jumped_before = [], []
-        # a first pass over points without sets (k-means starts) goes through
-        # a sketch when there are many means (nearest by distance: isotropic)
-        self._first_sketch = (Sketch(mixture, self.table)
-                              if isinstance(mixture.covariance, Isotropic)
-                              and uses_sketch(C, mixture.n_features) else None)
+        self._first_sketch = None
 
     def end_pass(self, stats, mixture):
         self.pass_index += 1
@@ -388,7 +384,8 @@ class Neighbourhood(EStep):
     def _first_pass(self, X, mixture, start, weights, extra_evals):
         """The pass of points without a set yet (a fit's first, when no first
         M-step seeded them): each point's best C' of all components, exactly,
-        or through a sketch when there are many (see :meth:`start_fit`).
+        or through a :class:`~truncmix.estep.sketch.Sketch` when there are many
+        (isotropic mixtures: nearest by distance).
 
         The other components seen (the next best up to the search's width, or
         the sketch's candidates) are the pass's candidates, so it gives the
@@ -397,10 +394,15 @@ class Neighbourhood(EStep):
         pass of its own before them).
         """
         C = mixture.n_components
+        if (self._first_sketch is None and isinstance(mixture.covariance, Isotropic)
+                and uses_sketch(C, mixture.n_features)):
+            # nearest by distance (isotropic); one sketch for the pass's chunks
+            self._first_sketch = Sketch(mixture, self.table)
         res, cand, gap, n_cand = nearest_sets(X, mixture, self.kept(C), self.width(C),
                                               self._first_sketch)
         extra = self._scores(C, res.K, cand, gap, n_cand, weights, res.lse, start)
         return ChunkResult(res.K, res.q, res.lse, res.n_evals + extra_evals, extra=extra)
+
 
 def initial_table(mixture, n_neighbors):
     """Each component, then the G-1 components under which its mean is most probable.
