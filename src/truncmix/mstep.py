@@ -85,12 +85,13 @@ def m_step(stats, mixture, *, learned_weights, floor, reg_covar, keep_means=Fals
             removed = tuple(int(c) for c in empty)
     else:
         log_weights = mixture.log_weights
-        points = stats.outliers.points
-        # distinct points only: two components at one place would stay tied
-        _, first_seen = np.unique(points, axis=0, return_index=True)
-        points = points[np.sort(first_seen)]
-        take = min(empty.size, points.shape[0])
-        means[empty[:take]] = points[:take]
-        relocated = tuple(int(c) for c in empty[:take])
+        if empty.size:
+            points = stats.outliers.points
+            # distinct points only: two components at one place would stay tied
+            _, first_seen = np.unique(points, axis=0, return_index=True)
+            points = points[np.sort(first_seen)]
+            take = min(empty.size, points.shape[0])
+            means[empty[:take]] = points[:take]
+            relocated = tuple(int(c) for c in empty[:take])
     report = MStepReport(int(empty.size), relocated, removed, n_floored)
     return Mixture(means, log_weights, covariance), report
