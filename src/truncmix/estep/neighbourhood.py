@@ -294,7 +294,7 @@ class Neighbourhood(EStep):
 
     def update(self, X, mixture, K_prev, start=0, weights=None):
         from .._threads import single_threaded_blas
-        from ..kernels.neighbourhood import block_rows, neighbourhood_estep_into
+        from ..kernels.neighbourhood import neighbourhood_estep
 
         n, C = X.shape[0], mixture.n_components
         k = self.kept(C)
@@ -310,19 +310,12 @@ class Neighbourhood(EStep):
         Y = X if form.transform is None else X @ form.transform.astype(X.dtype, copy=False)
         Y = np.ascontiguousarray(Y)
         P3 = form.P3 if form.P3 is not None else np.zeros((1, 1, 1))
-        E = self.width(C) - 1
-        K = np.empty((n, k), np.int32)
-        q = np.empty((n, k))
-        lse = np.empty(n)
-        cand = np.full((n, max(E, 1)), -1, np.int32)
-        gap = np.empty((n, max(E, 1)))
-        n_cand = np.empty(n, np.int32)
         # rows without a set are searched exhaustively below; any valid set here
         K_in = np.where(unknown[:, None], 0, K_prev).astype(np.int32)
         with single_threaded_blas():
-            neighbourhood_estep_into(
+            K, q, lse, cand, gap, n_cand = neighbourhood_estep(
                 Y, form.M, self._prec, form.cap, P3, form.kind, K_in, self.table, self.n_random,
-                self.seed, self.pass_index, start, k, block_rows(n), K, q, lse, cand, gap, n_cand,
+                self.seed, self.pass_index, start, k, self.width(C) - 1,
             )
         n_evals = int(n_cand.sum())
         # Rescue: a point whose best candidate is far outside that component's

@@ -91,7 +91,7 @@ class Sketch:
             The other candidates scored, their gaps ``l(best) - l(c)`` and
             their count per row (the neighbourhood statistics of the pass).
         """
-        from ..kernels.neighbourhood import block_rows, neighbourhood_estep_into
+        from ..kernels.neighbourhood import neighbourhood_estep
 
         n, C = X.shape[0], mixture.n_components
         basis = self.basis.astype(X.dtype)
@@ -99,17 +99,10 @@ class Sketch:
         Y = np.ascontiguousarray(X @ basis - shift)
         best = Exhaustive(1).update(Y, self.sketched, None).K
         form = mixture.covariance.gather_form(mixture.means, mixture.log_weights)
-        width = max(self.width, k) + 1
-        K = np.empty((n, k), np.int32)
-        q = np.empty((n, k))
-        lse = np.empty(n)
-        cand = np.full((n, width), -1, np.int32)
-        gap = np.empty((n, width))
-        n_cand = np.empty(n, np.int32)
-        neighbourhood_estep_into(
+        K, q, lse, cand, gap, n_cand = neighbourhood_estep(
             np.ascontiguousarray(X), form.M, form.prec, form.cap, np.zeros((1, 1, 1)), form.kind,
             np.ascontiguousarray(best, dtype=np.int32), self.table, 0, 0, 0, 0, k,
-            block_rows(n), K, q, lse, cand, gap, n_cand,
+            max(self.width, k) + 1,
         )
         n_evals = n * C + int(n_cand.sum())  # C sketched (shorter) evaluations per row
         return ChunkResult(K, q, lse, n_evals), cand, gap, (cand >= 0).sum(axis=1).astype(np.int32)

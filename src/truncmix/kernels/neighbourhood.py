@@ -407,6 +407,29 @@ def block_rows(n_rows):
     return int(max(16, min(512, n_rows // (4 * max(nb.get_num_threads(), 1)) or 16)))
 
 
+def neighbourhood_estep(Y, M, prec, cap, P3, kind, K_prev, table, n_random, seed, pass_index,
+                        start, k, n_other):
+    """Allocate the outputs and run :func:`neighbourhood_estep_into`.
+
+    ``n_other`` is the width of ``cand`` and ``gap`` (at least 1), the most
+    candidates besides the best a row can have.
+
+    Returns
+    -------
+    K, q, lse, cand, gap, n_cand
+    """
+    n = Y.shape[0]
+    K = np.empty((n, k), np.int32)
+    q = np.empty((n, k))
+    lse = np.empty(n)
+    cand = np.full((n, max(n_other, 1)), -1, np.int32)
+    gap = np.empty((n, max(n_other, 1)))
+    n_cand = np.empty(n, np.int32)
+    neighbourhood_estep_into(Y, M, prec, cap, P3, kind, K_prev, table, n_random, seed, pass_index,
+                             start, k, block_rows(n), K, q, lse, cand, gap, n_cand)
+    return K, q, lse, cand, gap, n_cand
+
+
 @nb.njit(cache=True, nogil=True)
 def chunk_summaries(best, lse, cand, gap, weights, start, removal, worst_lse, worst_row):  # pragma: no cover
     """Per-component summaries that global moves use.
