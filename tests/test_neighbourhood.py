@@ -502,6 +502,44 @@ def test_a_swap_raises_the_exactly_recomputed_free_energy():
     assert np.min(((moved.means - [20.0, 20.0]) ** 2).sum(-1)) < 25.0
 
 
+def test_a_donor_whose_removal_was_underestimated_is_skipped(monkeypatch):
+    """When a donor's exact loss is far above its estimated removal cost (its
+    fallbacks went to earlier swaps of the round), the round skips the donor,
+    not the target: the next donor (a twin in blob 0) fills the empty blob."""
+    from truncmix import moves
+    from truncmix.backends import InMemory
+    from truncmix.em import e_pass
+    from truncmix.model.covariance import Isotropic
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [40.0, 0.0], [0.0, 20.0], [5.0, 40.0]])
+    X = centres[np.repeat(np.arange(4), 150)] + rng.normal(size=(600, 2))
+    # two means in blob 0, none in blob 3, whose points all go to blob 2's mean
+    init = np.array([[-0.5, 0.0], [0.5, 0.0], [40.0, 0.0], [0.0, 20.0]])
+
+    def one_round():
+        backend = InMemory(X, np.ones(len(X)), np.zeros(2))
+        mixture = Mixture.with_equal_weights(init, Isotropic(2.0, 4, 2))
+        step = Neighbourhood(1, n_neighbors=2, n_random=0)
+        backend.allocate_state((len(X), 1))
+        backend.state[:, 0] = np.argmin(((X[:, None] - init[None]) ** 2).sum(-1), axis=1)
+        step.start_fit(mixture, np.random.RandomState(0))
+        stats = e_pass(backend, step, mixture)
+        # the lone means of blobs 1 and 2 look like the cheapest donors
+        stats.extra.removal[2:] = [1e-9, 2e-9]
+        before = float(mixture.log_joint(X)[np.arange(len(X)), backend.state[:, 0]].sum())
+        moved, n = moves.swap_moves(backend, mixture, stats.extra, 4, table=step.table)
+        after = float(moved.log_joint(X)[np.arange(len(X)), backend.state[:, 0]].sum())
+        assert after >= before
+        return np.min(((moved.means - centres[3]) ** 2).sum(-1))
+
+    assert one_round() < 4.0
+    # the rule matters: trusting the estimate, the round spends blob 3's
+    # target on blob 1's lone mean, and blob 3 stays without a mean
+    monkeypatch.setattr(moves, "STALE_DONOR", np.inf)
+    assert one_round() > 100.0
+
+
 def test_sketch_finds_the_nearest_means_of_separated_clusters():
     from sklearn.datasets import make_blobs
 

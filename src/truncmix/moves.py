@@ -125,6 +125,11 @@ def _diagonal_form(mixture):
     return prec, np.ascontiguousarray(form.cap, dtype=np.float64)
 
 
+#: a round ends after this many failed swaps in a row
+MAX_FAILURES = 8
+#: a donor whose points lose more than this multiple of its estimated removal
+#: cost is skipped (its fallbacks were taken by earlier swaps of the round)
+STALE_DONOR = 2.0
 #: use the compiled kernels of :mod:`truncmix.kernels.swaps` for diagonal forms
 #: (tests switch it off to compare with the NumPy path)
 COMPILED = True
@@ -152,12 +157,15 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
     # sorting them took 3 ms per round at C = 8 000 on 200 000 rows.
     by_label, starts = rows_by_label(labels, C)
 
-    for j in targets:
-        if n_swaps >= max_swaps or failures >= 8 or d >= len(donors):
+    t = 0
+    while t < len(targets):
+        j = targets[t]
+        if n_swaps >= max_swaps or failures >= MAX_FAILURES or d >= len(donors):
             break
         p = int(summaries.worst_row[j])
         k_p = int(labels[p])
         if used[j] or used[k_p]:
+            t += 1
             continue
         while d < len(donors) and (used[donors[d]] or donors[d] == k_p):
             d += 1
@@ -177,7 +185,7 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
             [[r], pool[(pool != r) & ~used[pool] & alive[pool]]]).astype(np.int64)
         if pool.size < 2:
             failures += 1
-            used[j] = True
+            d += 1
             continue
         if diagonal is None or pool.size > COMPILED_POOL:
             # (a pool of every component is one matrix product: faster there)
@@ -201,7 +209,13 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
             trial = (mr, mk)
         if not (np.isfinite(loss) and gain - loss > min_gain):
             failures += 1
-            used[j] = True
+            if not loss <= STALE_DONOR * summaries.removal[r]:
+                # the donor's points lost their fallbacks to earlier swaps of
+                # the round: skip the donor, not the target
+                d += 1
+            else:
+                used[j] = True
+                t += 1
             continue
         means[r], means[k_p] = trial
         labels[by_label[lo:hi]] = other
@@ -209,7 +223,9 @@ def _swap_round(X, w, labels, mixture, summaries, targets, donors, max_swaps, ta
         used[[r, j, k_p]] = True
         used[other] = True
         n_swaps += 1
+        failures = 0
         d += 1
+        t += 1
         if on_move is not None:
             # the new place of r is known (k_p's): the hook needs no search
             on_move(None, r, k_p, other)
