@@ -472,3 +472,31 @@ def test_scaled_transpose_equals_numpy():
         got = scaled_transpose(means, variances)
         assert got.flags.c_contiguous and got.shape == (D, C)
         assert_array_equal(got, (means / variances[:, None]).T)
+
+
+@pytest.mark.parametrize("n_probe", [1, 3, 40])
+def test_probe_nearest_matches_numpy_twin(n_probe):
+    """The probed nearest mean is the nearest among the members of the row's
+    n_probe nearest group centres (float64 twin; the kernel's distances are
+    float32 in expanded form)."""
+    from truncmix.kernels.probe import probe_nearest
+
+    rng = np.random.default_rng(3)
+    d, C, g = 12, 300, 17
+    means = rng.normal(size=(C, d)) * 3
+    labels = rng.integers(0, g - 1, C)  # group g-1 stays empty: left out
+    centres = rng.normal(size=(g, d)) * 3
+    Y = rng.normal(size=(500, d)) * 3
+    best, dist, seen = probe_nearest(Y, centres, means, labels, n_probe)
+    to_centres = ((Y[:, None] - centres[None]) ** 2).sum(-1)
+    to_means = ((Y[:, None] - means[None]) ** 2).sum(-1)
+    filled = np.unique(labels)
+    for i in range(len(Y)):
+        ranked = filled[np.argsort(to_centres[i, filled], kind="stable")]
+        groups = ranked[:min(n_probe, filled.size)]
+        members = np.flatnonzero(np.isin(labels, groups))
+        assert seen[i] == members.size
+        want = members[np.argmin(to_means[i, members])]
+        assert best[i] in members
+        assert to_means[i, best[i]] <= to_means[i, want] + 1e-3 * (1 + to_means[i, want])
+        assert_allclose(dist[i], to_means[i, best[i]], rtol=1e-4, atol=1e-3)

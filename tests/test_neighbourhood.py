@@ -6,6 +6,7 @@ closed-form properties (monotone free energy, evaluation counts).
 """
 
 import numpy as np
+from numpy.testing import assert_array_equal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -540,13 +541,17 @@ def test_a_donor_whose_removal_was_underestimated_is_skipped(monkeypatch):
     assert one_round() > 100.0
 
 
-def test_sketch_finds_the_nearest_means_of_separated_clusters():
+@pytest.mark.parametrize("probed", [False, True])
+def test_sketch_finds_the_nearest_means_of_separated_clusters(probed, monkeypatch):
     from sklearn.datasets import make_blobs
 
-    from truncmix.estep import Exhaustive
+    from truncmix.estep import Exhaustive, sketch as sketch_module
     from truncmix.estep.neighbourhood import initial_table
     from truncmix.estep.sketch import Sketch, sketch_dims
     from truncmix.model.covariance import Isotropic
+
+    # probed: the sketch's nearest mean is looked for in groups of means
+    monkeypatch.setattr(sketch_module, "PROBE_MIN_COMPONENTS", 0 if probed else 10**9)
 
     X, y = make_blobs(6000, 32, centers=600, random_state=0)
     X = X.astype(np.float32)
@@ -554,9 +559,12 @@ def test_sketch_finds_the_nearest_means_of_separated_clusters():
     mixture = Mixture.with_equal_weights(means, Isotropic(1.0, 600, 32))
     sketch = Sketch(mixture, initial_table(mixture, 6))
     assert sketch.basis.shape == (32, sketch_dims(32)) == (32, 8)
+    assert (sketch.index is not None) == probed
     res, cand, gap, n_cand = sketch.nearest(X, mixture, 2)
     exact = Exhaustive(2).update(X, mixture, None)
     assert (res.K[:, 0] == exact.K[:, 0]).mean() > 0.97
+    if probed:  # 49 groups, 8 probed: about a sixth of the sketched distances
+        assert res.n_evals < len(X) * (49 + 600 / 4) + n_cand.sum()
     assert (res.K[:, 0] != res.K[:, 1]).all() and res.K.min() >= 0 and res.K.max() < 600
     # the candidates are exactly scored: their gaps are the float64 log-joint gaps
     L = mixture.log_joint(X.astype(np.float64))
@@ -568,6 +576,39 @@ def test_sketch_finds_the_nearest_means_of_separated_clusters():
     assert (n_cand == (cand >= 0).sum(axis=1)).all() and (n_cand >= 5).all()
     # far fewer full-length evaluations than the exhaustive search
     assert int(n_cand.sum()) < 0.02 * exact.n_evals
+
+
+def test_probed_sketch_gives_far_rows_the_unprobed_choice(monkeypatch):
+    """Rows whose exactly scored best mean is far (a blob without a mean) are
+    looked up among all sketched means: they get the sets the sketch without
+    groups gives, and so do nearly all other rows."""
+    from sklearn.datasets import make_blobs
+
+    from truncmix.estep import sketch as sketch_module
+    from truncmix.estep.neighbourhood import initial_table
+    from truncmix.estep.sketch import Sketch
+    from truncmix.model.covariance import Isotropic
+
+    X, y = make_blobs(8000, 32, centers=800, random_state=1)
+    X = X.astype(np.float32)
+    # blobs 0-99 get no mean: their points are far from all 700 means
+    means = np.array([X[y == c].mean(axis=0) for c in range(100, 800)], dtype=np.float64)
+    mixture = Mixture.with_equal_weights(means, Isotropic(1.0, 700, 32))
+    table = initial_table(mixture, 6)
+    results = {}
+    for probed in (True, False):
+        monkeypatch.setattr(sketch_module, "PROBE_MIN_COMPONENTS", 0 if probed else 10**9)
+        sketch = Sketch(mixture, table)
+        assert (sketch.index is not None) == probed
+        results[probed] = sketch.nearest(X, mixture, 2)
+    orphans = y < 100
+    (res, cand, gap, n_cand), (ref, ref_cand, ref_gap, ref_n) = results[True], results[False]
+    assert_array_equal(res.K[orphans], ref.K[orphans])
+    assert_array_equal(cand[orphans], ref_cand[orphans])
+    assert (res.K[~orphans] == ref.K[~orphans]).all(axis=1).mean() > 0.99
+    # the far rows were found from the exact scores: every orphan, few others
+    d2 = ((X[:, None, :] - means[res.K[:, 0]][:, None, :]) ** 2).sum(-1)[:, 0]
+    assert (d2[orphans] > sketch.far).all() and (d2[~orphans] > sketch.far).mean() < 0.01
 
 
 def test_large_kmeans_seeded_through_the_sketch_stays_monotone(monkeypatch):
