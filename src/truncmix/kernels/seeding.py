@@ -86,14 +86,17 @@ def greedy_kmeans_pp(X, w, n_components, n_trials, first_u, uniforms):  # pragma
     pots = np.empty(T)
     c_sqs = np.empty(T)
     c0 = chosen[0]
+    cum = np.empty(m)
+    run = 0.0
     for i in range(m):
         acc = 0.0
         for d in range(D):
             t = np.float64(X[i, d]) - X[c0, d]
             acc += t * t
         closest[i] = acc
+        run += w[i] * acc
+        cum[i] = run  # the cumulative sum np.cumsum(w * closest) gives
     for s in range(1, n_components):
-        cum = np.cumsum(w * closest)
         total = cum[-1]
         for t in range(T):
             if total > 0:
@@ -127,10 +130,15 @@ def greedy_kmeans_pp(X, w, n_components, n_trials, first_u, uniforms):  # pragma
                 best = t
         chosen[s] = cands[best]
         c_sq = x_sq[cands[best]]
+        # new distances and the next step's cumulative weights in one pass
+        run = 0.0
         for i in range(m):
             v = x_sq[i] - 2.0 * G[i, best] + c_sq
             v = v if v > 0.0 else 0.0
+            if i == chosen[s]:
+                v = 0.0
             if v < closest[i]:
                 closest[i] = v
-        closest[cands[best]] = 0.0
+            run += w[i] * closest[i]
+            cum[i] = run
     return chosen
