@@ -5,11 +5,12 @@ into groups around group centres. Each point ranks the group centres, then
 looks for its nearest mean among the members of its ``n_probe`` nearest groups
 only: about ``n_probe C / g`` distances per point instead of C.
 
-Centres and means are stored in blocks of :data:`LANES` columns, each block
-``(d, LANES)`` contiguous with the columns' squared norms beside it, and scored
-in the expanded form ``||c||^2 - 2 y.c`` (the row's own ``||y||^2`` is the same
-for every column): one multiply-add per feature and block, over a constant
-number of lanes, which the compiler turns into vector instructions.
+The group centres are scored by one small matrix product per tile of rows.
+The means are stored in blocks of :data:`LANES` columns, each block ``(d,
+LANES)`` contiguous with the columns' squared norms beside it, and scored in
+the expanded form ``||c||^2 - 2 y.c`` (the row's own ``||y||^2`` is the same for
+every column): one multiply-add per feature and block, over a constant number
+of lanes, which the compiler turns into vector instructions.
 """
 
 from __future__ import annotations
@@ -36,71 +37,72 @@ def _block_scores(Y, i, blocks, norms, b, acc):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, cache=True, nogil=True, fastmath=True)
-def probe_nearest_into(Y, centre_blocks, centre_norms, n_groups, blocks, norms, starts, column_ids,
-                       sizes, n_probe, best, dist, n_seen):  # pragma: no cover - compiled
+def probe_nearest_into(Y, centres_t, centre_norms, blocks, norms, starts, column_ids, sizes,
+                       n_probe, best, dist, n_seen):  # pragma: no cover - compiled
     """Each row's nearest member of its ``n_probe`` nearest groups.
 
     IN:  Y (n, d) float32 rows;
-         centre_blocks (Bg, d, LANES), centre_norms (Bg, LANES) float32: the
-         n_groups group centres, column j = centre j;
+         centres_t (d, g) float32 group centres (scaled by -2), centre_norms
+         (g,) float32 their squared norms;
          blocks (B, d, LANES), norms (B, LANES) float32: the means sorted by
-         group; starts (n_groups + 1,) int64: group j's means are in blocks
+         group; starts (g + 1,) int64: group j's means are in blocks
          starts[j]:starts[j+1] (padded with FAR columns); column_ids
          (B * LANES,) int32: the component of each column (-1: padding);
-         sizes (n_groups,) int64 means per group; n_probe int.
+         sizes (g,) int64 means per group; n_probe int.
     OUT: best (n,) int32 component; dist (n,) float32 its squared distance
          (expanded form, float32); n_seen (n,) int64 means scored (besides
-         the n_groups centres).
+         the g centres).
     Ties go to the smaller column (means sorted by group, then by index).
     """
     n, d = Y.shape
-    g = n_groups
+    g = centres_t.shape[1]
     p = min(n_probe, g)
     n_tiles = (n + ROWS_PER_TILE - 1) // ROWS_PER_TILE
     for t in nb.prange(n_tiles):
+        lo_row = t * ROWS_PER_TILE
+        hi_row = min(n, lo_row + ROWS_PER_TILE)
+        # the rows' scores against all group centres: one small product
+        to_centres = np.dot(Y[lo_row:hi_row], centres_t)
         acc = np.empty(LANES, np.float32)
-        lane_d = np.empty(LANES, np.float32)
-        lane_c = np.empty(LANES, np.int64)
         chosen = np.empty(p, np.int64)
         top_d = np.empty(p, np.float32)
-        for i in range(t * ROWS_PER_TILE, min(n, (t + 1) * ROWS_PER_TILE)):
+        for i in range(lo_row, hi_row):
             # the p nearest groups, by insertion into a sorted list of p (one
             # comparison per group once the list is full; ties to the smaller)
             m = 0
-            for bg in range(centre_blocks.shape[0]):
-                _block_scores(Y, i, centre_blocks, centre_norms, bg, acc)
-                for l in range(LANES):
-                    j = bg * LANES + l
-                    v = acc[l]
-                    if j >= g or (m == p and v >= top_d[p - 1]):
-                        continue
-                    r = m if m < p else p - 1
-                    while r > 0 and top_d[r - 1] > v:
-                        top_d[r] = top_d[r - 1]
-                        chosen[r] = chosen[r - 1]
-                        r -= 1
-                    top_d[r] = v
-                    chosen[r] = j
-                    if m < p:
-                        m += 1
-            for l in range(LANES):
-                lane_d[l] = np.inf
-                lane_c[l] = 0
+            row = to_centres[i - lo_row]
+            for j in range(g):
+                v = row[j] + centre_norms[j]
+                if m == p and v >= top_d[p - 1]:
+                    continue
+                r = m if m < p else p - 1
+                while r > 0 and top_d[r - 1] > v:
+                    top_d[r] = top_d[r - 1]
+                    chosen[r] = chosen[r - 1]
+                    r -= 1
+                top_d[r] = v
+                chosen[r] = j
+                if m < p:
+                    m += 1
+            bd = np.float32(np.inf)
+            bc = 0
             seen = 0
             for r in range(p):
                 seen += sizes[chosen[r]]
                 for b in range(starts[chosen[r]], starts[chosen[r] + 1]):
                     _block_scores(Y, i, blocks, norms, b, acc)
-                    for l in range(LANES):  # lane-wise minimum: vectorised
-                        if acc[l] < lane_d[l]:
-                            lane_d[l] = acc[l]
-                            lane_c[l] = b * LANES + l
-            bd = np.float32(np.inf)
-            bc = 0
-            for l in range(LANES):
-                if lane_d[l] < bd or (lane_d[l] == bd and lane_c[l] < bc):
-                    bd = lane_d[l]
-                    bc = lane_c[l]
+                    # the block's minimum first (a vector reduction); its
+                    # lanes are scanned only when it can win (few blocks do)
+                    low = acc[0]
+                    for l in range(1, LANES):
+                        low = min(low, acc[l])
+                    if low > bd:
+                        continue
+                    for l in range(LANES):
+                        c = b * LANES + l
+                        if acc[l] < bd or (acc[l] == bd and c < bc):
+                            bd = acc[l]
+                            bc = c
             y2 = np.float32(0.0)
             for k in range(d):
                 y2 += Y[i, k] * Y[i, k]
@@ -158,8 +160,9 @@ class ProbeIndex:
         self.column_ids = np.full(int(self.starts[-1]) * LANES, -1, np.int32)
         self.column_ids[columns] = order
         self.n_groups = g
-        self.centre_blocks, self.centre_norms = _blocks(np.asarray(centres, np.float32),
-                                                        -(-g // LANES), np.arange(g))
+        centres = np.asarray(centres, np.float32)
+        self.centres_t = np.ascontiguousarray(-2.0 * centres.T, dtype=np.float32)
+        self.centre_norms = np.einsum("ij,ij->i", centres, centres).astype(np.float32)
 
     def nearest(self, Y, n_probe):
         """Each row's nearest mean among its ``n_probe`` nearest groups.
@@ -177,9 +180,12 @@ class ProbeIndex:
         best = np.empty(n, np.int32)
         dist = np.empty(n, np.float32)
         n_seen = np.empty(n, np.int64)
-        probe_nearest_into(Y, self.centre_blocks, self.centre_norms, self.n_groups, self.blocks,
-                           self.norms, self.starts, self.column_ids, self.sizes, int(n_probe),
-                           best, dist, n_seen)
+        from .._threads import single_threaded_blas
+
+        with single_threaded_blas():  # the tiles' products run in the kernel's threads
+            probe_nearest_into(Y, self.centres_t, self.centre_norms, self.blocks, self.norms,
+                               self.starts, self.column_ids, self.sizes, int(n_probe), best,
+                               dist, n_seen)
         return best, dist, n_seen
 
 
