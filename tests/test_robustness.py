@@ -350,3 +350,15 @@ def test_random_small_problems_fit_or_refuse_clearly(data):
     fe = est.free_energy_history_
     assert (np.diff(fe) >= -MONOTONE_RTOL * np.maximum(np.abs(fe[:-1]), 1.0)).all(), fe
     assert np.isfinite(est.score_samples(X)).all()
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (7, 16), (1000, 16), (1001, 16), (999, 300), (5000, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_column_extremes_equal_numpy(shape, dtype):
+    from truncmix._validation import column_extremes
+
+    X = np.random.default_rng(0).normal(size=shape).astype(dtype)
+    for data in (X, X[::2], np.asfortranarray(X)):
+        lo, hi = column_extremes(data)
+        np.testing.assert_array_equal(lo, data.min(axis=0).astype(np.float64))
+        np.testing.assert_array_equal(hi, data.max(axis=0).astype(np.float64))

@@ -145,6 +145,25 @@ def check_total_weight(weights):
         )
 
 
+def column_extremes(X):
+    """Each column's smallest and largest value, as float64 arrays.
+
+    NumPy reduces short rows along axis 0 slowly (one pass of D elements per
+    row: 0.11 s for 1 000 000 x 16 float32); viewed as rows r times longer, then
+    folded, the same values take 0.02 s.
+    """
+    n, D = X.shape
+    r = max(1, 256 // D) if X.flags.c_contiguous and n >= 256 else 1
+    m = (n // r) * r
+    wide = X[:m].reshape(m // r, r * D)
+    lo = wide.min(axis=0).reshape(r, D).min(axis=0)
+    hi = wide.max(axis=0).reshape(r, D).max(axis=0)
+    if m < n:
+        lo = np.minimum(lo, X[m:].min(axis=0))
+        hi = np.maximum(hi, X[m:].max(axis=0))
+    return lo.astype(np.float64), hi.astype(np.float64)
+
+
 def check_scale(X):
     """Refuse data whose squared distances overflow, or whose variances underflow, X's dtype.
 
@@ -154,7 +173,7 @@ def check_scale(X):
     """
     if X.size == 0:
         return
-    lo, hi = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
+    lo, hi = column_extremes(X)
     remedy = " or pass float64 data" if X.dtype == np.float32 else ""
     largest = float(max(np.max(np.abs(lo)), np.max(np.abs(hi))))
     limit = np.sqrt(np.finfo(X.dtype).max / (8.0 * X.shape[1]))
