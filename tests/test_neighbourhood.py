@@ -474,20 +474,29 @@ def test_first_pass_of_the_search_is_exact_with_its_summaries():
     assert res.n_evals == 500 * 40 + 40 * 40  # the pass and the first neighbourhoods
 
 
-def test_a_swap_raises_the_exactly_recomputed_free_energy():
+def first_hard_pass(X, init):
+    """A k-means model (variance 2) at ``init``, each point on its nearest mean,
+    and one neighbourhood pass (G = 2, no random candidates) over it:
+    ``(backend, mixture, step, stats)``."""
     from truncmix.backends import InMemory
     from truncmix.em import e_pass
-    from truncmix.moves import swap_moves
     from truncmix.model.covariance import Isotropic
 
-    X, _, init = two_in_one_start()
-    backend = InMemory(X, np.ones(len(X)), np.zeros(2))
-    mixture = Mixture.with_equal_weights(init, Isotropic(2.0, 4, 2))
+    C = len(init)
+    backend = InMemory(X, np.ones(len(X)), np.zeros(X.shape[1]))
+    mixture = Mixture.with_equal_weights(init, Isotropic(2.0, C, X.shape[1]))
     step = Neighbourhood(1, n_neighbors=2, n_random=0)
     backend.allocate_state((len(X), 1))
     backend.state[:, 0] = np.argmin(((X[:, None] - init[None]) ** 2).sum(-1), axis=1)
     step.start_fit(mixture, np.random.RandomState(0))
-    stats = e_pass(backend, step, mixture)
+    return backend, mixture, step, e_pass(backend, step, mixture)
+
+
+def test_a_swap_raises_the_exactly_recomputed_free_energy():
+    from truncmix.moves import swap_moves
+
+    X, _, init = two_in_one_start()
+    backend, mixture, step, stats = first_hard_pass(X, init)
 
     def free_energy(mix, labels):  # float64 recomputation from the definition
         return float(mix.log_joint(X)[np.arange(len(X)), labels].sum())
@@ -508,9 +517,6 @@ def test_a_donor_whose_removal_was_underestimated_is_skipped(monkeypatch):
     fallbacks went to earlier swaps of the round), the round skips the donor,
     not the target: the next donor (a twin in blob 0) fills the empty blob."""
     from truncmix import moves
-    from truncmix.backends import InMemory
-    from truncmix.em import e_pass
-    from truncmix.model.covariance import Isotropic
 
     rng = np.random.default_rng(0)
     centres = np.array([[0.0, 0.0], [40.0, 0.0], [0.0, 20.0], [5.0, 40.0]])
@@ -519,13 +525,7 @@ def test_a_donor_whose_removal_was_underestimated_is_skipped(monkeypatch):
     init = np.array([[-0.5, 0.0], [0.5, 0.0], [40.0, 0.0], [0.0, 20.0]])
 
     def one_round():
-        backend = InMemory(X, np.ones(len(X)), np.zeros(2))
-        mixture = Mixture.with_equal_weights(init, Isotropic(2.0, 4, 2))
-        step = Neighbourhood(1, n_neighbors=2, n_random=0)
-        backend.allocate_state((len(X), 1))
-        backend.state[:, 0] = np.argmin(((X[:, None] - init[None]) ** 2).sum(-1), axis=1)
-        step.start_fit(mixture, np.random.RandomState(0))
-        stats = e_pass(backend, step, mixture)
+        backend, mixture, step, stats = first_hard_pass(X, init)
         # the lone means of blobs 1 and 2 look like the cheapest donors
         stats.extra.removal[2:] = [1e-9, 2e-9]
         before = float(mixture.log_joint(X)[np.arange(len(X)), backend.state[:, 0]].sum())
