@@ -500,3 +500,18 @@ def test_probe_nearest_matches_numpy_twin(n_probe):
         assert best[i] in members
         assert to_means[i, best[i]] <= to_means[i, want] + 1e-3 * (1 + to_means[i, want])
         assert_allclose(dist[i], to_means[i, best[i]], rtol=1e-4, atol=1e-3)
+
+
+@given(values=hnp.arrays(np.float64, st.integers(0, 60),
+                         elements=st.sampled_from([-np.inf, -2.0, -1.0, 0.0, 0.5, 3.0, np.inf])),
+       k=st.integers(1, 70), seed=st.integers(0, 3))
+@settings(max_examples=200, deadline=None)
+def test_kth_lowest_matches_sorting(values, k, seed):
+    """The k-th lowest value over positive-weight rows (ties and infinities
+    included), +inf when there are fewer than k such rows."""
+    from truncmix.kernels.topk import kth_lowest
+
+    weights = np.random.default_rng(seed).choice([0.0, 1.0, 2.5], size=values.shape[0])
+    kept = np.sort(values[weights > 0])
+    want = kept[k - 1] if kept.size >= k else np.inf
+    assert kth_lowest(values, weights, k) == want

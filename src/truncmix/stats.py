@@ -42,15 +42,17 @@ class Outliers:
     @classmethod
     def from_chunk(cls, lse, weights, X, offset, capacity):
         """The worst points of one chunk (zero-weight points are never chosen)."""
-        valid = np.flatnonzero(weights > 0)
-        if capacity <= 0 or valid.size == 0:
+        if capacity <= 0 or lse.shape[0] == 0:
             return cls(np.empty(0), np.empty(0, np.int64), np.empty((0, X.shape[1])), capacity)
-        if valid.size > capacity:
-            part = np.argpartition(lse[valid], capacity - 1)[:capacity]
-            # keep every point tied with the largest kept score, so the final
-            # choice is made by the global (score, row) order
-            cut = lse[valid][part].max()
-            valid = valid[lse[valid] <= cut]
+        from .kernels.topk import kth_lowest
+
+        lse = np.ascontiguousarray(lse, dtype=np.float64)
+        weights = np.ascontiguousarray(weights, dtype=np.float64)
+        # every point tied with the capacity-th lowest score is kept, so the
+        # final choice is made by the global (score, row) order (one compiled
+        # pass: argpartition with its index copies took 4 ms per 333 000 rows)
+        cut = kth_lowest(lse, weights, capacity)
+        valid = np.flatnonzero((lse <= cut) & (weights > 0))
         return cls.select(lse[valid], valid.astype(np.int64) + offset, X[valid], capacity)
 
     def __add__(self, other):

@@ -358,3 +358,48 @@ def fused_dense_stats_into(X, weights, B, bias, row_coef, cap, squares, vector, 
             for c in range(C):
                 for j in range(W):
                     sums[blk, c, j] += part[c, j]
+
+
+@nb.njit(cache=True, nogil=True)
+def kth_lowest(values, weights, k):  # pragma: no cover - compiled
+    """The k-th lowest of ``values`` over the rows of positive weight (+inf if fewer).
+
+    One pass with a bounded max-heap of the k lowest so far: a value at or above
+    the heap's top is dismissed by one comparison, so the pass costs O(n) for
+    the few values that enter.
+
+    IN:  values (n,) float64; weights (n,) float64; k >= 1.
+    OUT: float.
+    """
+    heap = np.empty(k)
+    m = 0
+    for i in range(values.shape[0]):
+        if not weights[i] > 0.0:
+            continue
+        v = values[i]
+        if m < k:
+            # sift up
+            j = m
+            m += 1
+            while j > 0:
+                parent = (j - 1) // 2
+                if heap[parent] >= v:
+                    break
+                heap[j] = heap[parent]
+                j = parent
+            heap[j] = v
+        elif v < heap[0]:
+            # replace the top, sift down
+            j = 0
+            while True:
+                child = 2 * j + 1
+                if child >= k:
+                    break
+                if child + 1 < k and heap[child + 1] > heap[child]:
+                    child += 1
+                if heap[child] <= v:
+                    break
+                heap[j] = heap[child]
+                j = child
+            heap[j] = v
+    return heap[0] if m == k else np.inf
