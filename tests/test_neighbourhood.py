@@ -976,3 +976,26 @@ def test_sketch_threshold():
     # short rows: the product is not what the exhaustive pass spends its time on
     assert not uses_sketch(10 * SKETCH_MIN_COMPONENTS, 16) and uses_sketch(4000, 32)
     assert sketch_dims(64) == 16 and sketch_dims(32) == 8 and sketch_dims(5) == 5
+
+
+def test_kmeans_pp_takes_more_local_trials_where_cheap(monkeypatch):
+    """Small data: 4x scikit-learn's 2 + log C local trials; large data: its own."""
+    import sklearn.cluster
+
+    from truncmix import init as init_module
+
+    assert init_module.local_trials(5000, 2, 15) == 4 * (2 + int(np.log(15)))
+    assert init_module.local_trials(100_000, 2, 100) == 2 + int(np.log(100))
+    base = 2 + int(np.log(50))
+    assert init_module.local_trials(14_000, 32, 50) == 2 * base  # budget / work = 2.4
+    seen = []
+    real = sklearn.cluster.kmeans_plusplus
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("n_local_trials"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sklearn.cluster, "kmeans_plusplus", recording)
+    X = np.random.default_rng(0).normal(size=(500, 2))
+    KMeans(5, n_init=1, random_state=0).fit(X)
+    assert seen == [4 * (2 + int(np.log(5)))]
