@@ -31,7 +31,9 @@ class KMeans(TruncatedMixtureMixin, ClusterMixin, TransformerMixin, BaseEstimato
         Number of clusters C.
     init : {"k-means++", "random"} or array of shape (n_clusters, n_features), \
 default="k-means++"
-        Initial centres: scikit-learn's greedy k-means++, distinct random samples
+        Initial centres: greedy k-means++ (scikit-learn's ``kmeans_plusplus``,
+        with up to 4x its ``2 + log C`` local trials per centre while that stays
+        cheap, see :func:`truncmix.init.local_trials`), distinct random samples
         (drawn with probability proportional to the sample weights), or given.
     n_init : int, default=1
         Runs from different initial centres; the one with the highest free
