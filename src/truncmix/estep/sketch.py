@@ -135,13 +135,13 @@ class Sketch:
         means = mixture.means
         C, D = means.shape
         self.centre = means.mean(axis=0)
-        # leading eigenvectors of the (D, D) scatter of the means: the same
-        # directions as their SVD, in 1 ms instead of 54 (4 000 x 64)
         from .._threads import single_threaded_blas
 
+        # leading eigenvectors of the (D, D) scatter of the means: the same
+        # directions as their SVD, in 1 ms instead of 54 (4 000 x 64); on one
+        # BLAS thread, as the OpenMP threads of the kernel before may still
+        # spin on the cores (eigh took 8-14 ms instead of 0.5)
         centred = means - self.centre
-        # one BLAS thread: small products, and OpenMP threads of the kernel
-        # before may still spin on the cores (eigh took 8-14 ms instead of 0.5)
         with single_threaded_blas():
             _, vectors = np.linalg.eigh(centred.T @ centred)
         d = sketch_dims(D)
@@ -216,7 +216,6 @@ class Sketch:
         K, q, lse, cand, gap, n_cand = out
         n_evals = n_sketched + int(n_cand.sum())  # sketched (shorter) evaluations, then exact
         return ChunkResult(K, q, lse, n_evals), cand, gap, (cand >= 0).sum(axis=1).astype(np.int32)
-
 
     def _score(self, X, form, best, k):
         """``(K, q, lse, cand, gap, n_cand)``: the ``k`` best of each row's
