@@ -142,9 +142,7 @@ class ProbeIndex:
         counts = np.bincount(labels, minlength=centres.shape[0])
         kept = np.flatnonzero(counts)
         centres, counts = centres[kept], counts[kept]
-        renumber = np.zeros(counts.size + labels.max() + 1, np.int64)
-        renumber[kept] = np.arange(kept.size)
-        labels = renumber[labels]
+        labels = np.searchsorted(kept, labels)  # every label is in kept (sorted)
         g = kept.size
         self.sizes = counts.astype(np.int64)
         n_blocks = -(-counts // LANES)
