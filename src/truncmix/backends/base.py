@@ -118,7 +118,9 @@ class FirstPass:
         if not X64.size:
             return part
         # reductions without temporaries; the bad row is looked for only when there is one
-        part.lo, part.hi = X64.min(axis=0), X64.max(axis=0)
+        from .._validation import column_extremes
+
+        part.lo, part.hi = column_extremes(X64)
         if not (np.isfinite(part.lo).all() and np.isfinite(part.hi).all()):
             finite = np.isfinite(X64).all(axis=1)
             part.first_nonfinite = float(start + np.flatnonzero(~finite)[0])
