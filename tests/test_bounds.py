@@ -27,7 +27,10 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
-def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=None, blocks=3):
+def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=None, blocks=3,
+             product=None):
+    """One kernel pass; ``product`` is the products' dtype (X's by default)."""
+    product = X.dtype if product is None else np.dtype(product)
     members, group_of = groups
     n, D = X.shape
     C = means.shape[0]
@@ -37,19 +40,19 @@ def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=N
     second, evals = np.zeros((blocks, C)), np.zeros(blocks, np.int64)
     with single_threaded_blas():
         yinyang_pass_into(
-            X, w, means, means_p(means, members, X.dtype), alive,
+            X, w, means, means_m2(means, members, product), alive,
             labels_in, lower, members, group_of, drift,
-            float(np.finfo(X.dtype).eps) / 2, max(1, C // 8) if direct_limit is None else direct_limit,
+            float(np.finfo(product).eps) / 2, max(1, C // 8) if direct_limit is None else direct_limit,
             pass_tile(C), blocks, labels, dist2, resp, first, second, evals,
         )
     return labels, dist2, resp.sum(0), first.sum(0), second.sum(0), int(evals.sum())
 
 
-def means_p(means, members, dtype):
+def means_m2(means, members, dtype):
     flat = members.ravel()
     out = np.zeros((flat.size, means.shape[1]), dtype)
     out[flat >= 0] = means[flat[flat >= 0]]
-    return out
+    return -2 * out
 
 
 def check_against_twin(X, w, means, alive, out, groups, fresh):
@@ -58,26 +61,41 @@ def check_against_twin(X, w, means, alive, out, groups, fresh):
     np.testing.assert_array_equal(labels, r_labels)
     np.testing.assert_allclose(dist2, r_dist2, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(resp, r_resp, rtol=1e-12)
-    np.testing.assert_allclose(first, r_first, rtol=1e-10, atol=1e-10)
+    # sums of differences may cancel: their rounding scales with the data
+    scale = max(1.0, float(np.max(np.abs(X))))
+    np.testing.assert_allclose(first, r_first, rtol=1e-10, atol=1e-10 * scale)
     np.testing.assert_allclose(second, r_second, rtol=1e-10)
     return labels
 
 
-def check_bounds(X, means, alive, labels, lower, groups, tight):
+def check_bounds(X, means, alive, labels, lower, groups, tight, product=None):
     exact = ref.group_lower_bounds(X, means, alive, labels, groups[1], lower.shape[1])
     # a bound may never exceed the distance it bounds
     assert np.all(lower.astype(np.float64) <= exact), np.max(lower - exact)
     if tight:
         # fresh bounds from the products are the distances less their rounding
-        # (larger for float32 products, here on data far from the origin)
-        finite = np.isfinite(exact)
-        atol = 1e-3 if X.dtype == np.float64 else 1e-2
-        np.testing.assert_allclose(lower[finite], exact[finite], rtol=1e-4, atol=atol)
+        # (larger for float32 products, here on data far from the origin); the
+        # label's own group holds the second least distance over all means
+        # (a lower bound on its own members': no scan of the group per row)
+        own = groups[1][labels][:, None] == np.arange(lower.shape[1])[None, :]
+        d = np.sqrt(((X.astype(np.float64)[:, None] - means[None]) ** 2).sum(-1))
+        d[:, ~alive] = np.inf
+        d[np.arange(len(labels)), labels] = np.inf
+        expected = np.where(own, d.min(axis=1)[:, None], exact)
+        finite = np.isfinite(expected)
+        product = X.dtype if product is None else np.dtype(product)
+        atol = 1e-3 if product == np.float64 else 1e-2
+        np.testing.assert_allclose(lower[finite], expected[finite], rtol=1e-4, atol=atol)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+#: (rows' dtype, products' dtype): float64 rows are multiplied in float32 when
+#: their magnitude allows (Bounded._product_dtype)
+DTYPES = [(np.float64, np.float64), (np.float32, np.float32), (np.float64, np.float32)]
+
+
+@pytest.mark.parametrize("dtype,product", DTYPES)
 @pytest.mark.parametrize("C,n_groups", [(1, 1), (7, 1), (23, 3), (60, 6)])
-def test_kernel_equals_exact_lloyd_over_passes(dtype, C, n_groups):
+def test_kernel_equals_exact_lloyd_over_passes(dtype, product, C, n_groups):
     rng = np.random.default_rng(C)
     n, D = 700, 5
     centres = rng.normal(scale=4.0, size=(C, D))
@@ -89,9 +107,9 @@ def test_kernel_equals_exact_lloyd_over_passes(dtype, C, n_groups):
     groups = group_components(means, alive, n_groups)
     labels = np.full(n, -1, np.int32)
     lower = np.empty((n, n_groups), np.float32)
-    out = run_pass(X, w, means, alive, labels, lower, groups, np.zeros(n_groups))
+    out = run_pass(X, w, means, alive, labels, lower, groups, np.zeros(n_groups), product=product)
     labels = check_against_twin(X, w, means, alive, out, groups, True)
-    check_bounds(X, means, alive, labels, lower, groups, tight=True)
+    check_bounds(X, means, alive, labels, lower, groups, tight=True, product=product)
     assert out[5] >= n * C  # the first pass scores every mean
     for step in range(6):
         # Lloyd's M-step, then some means jump (as relocated ones do)
@@ -103,13 +121,13 @@ def test_kernel_equals_exact_lloyd_over_passes(dtype, C, n_groups):
         drift_c = np.sqrt(((new - means) ** 2).sum(1)) * (1 + 1e-12)
         drift = np.array([drift_c[groups[1] == g].max(initial=0.0) for g in range(n_groups)])
         means = new
-        out = run_pass(X, w, means, alive, labels, lower, groups, drift)
+        out = run_pass(X, w, means, alive, labels, lower, groups, drift, product=product)
         labels = check_against_twin(X, w, means, alive, out, groups, False)
         check_bounds(X, means, alive, labels, lower, groups, tight=False)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_exact_ties_across_groups_go_to_the_smaller_index(dtype):
+@pytest.mark.parametrize("dtype,product", DTYPES)
+def test_exact_ties_across_groups_go_to_the_smaller_index(dtype, product):
     # means on a lattice and points on the midpoints between lattice
     # neighbours: every point is exactly as far from two (or four) means,
     # often of different groups, so the least group minima tie and the
@@ -131,12 +149,14 @@ def test_exact_ties_across_groups_go_to_the_smaller_index(dtype):
     for limit in (1, 10**9):  # by the product / by the direct search
         labels = np.full(n, -1, np.int32)
         lower = np.empty((n, G), np.float32)
-        out = run_pass(X, np.ones(n), means, alive, labels, lower, groups, np.zeros(G), limit)
+        out = run_pass(X, np.ones(n), means, alive, labels, lower, groups, np.zeros(G), limit,
+                       product=product)
         labels = check_against_twin(X, np.ones(n), means, alive, out, groups, False)
         np.testing.assert_array_equal(labels, np.argmin(d2, axis=1))
         check_bounds(X, means, alive, labels, lower, groups, tight=False)
         # a second pass with the same means: from the bounds (or the direct search)
-        again = run_pass(X, np.ones(n), means, alive, labels, lower, groups, np.zeros(G), limit)
+        again = run_pass(X, np.ones(n), means, alive, labels, lower, groups, np.zeros(G), limit,
+                         product=product)
         np.testing.assert_array_equal(again[0], labels)
 
 
@@ -179,11 +199,11 @@ def test_dead_components_are_never_chosen_and_direct_search_agrees():
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), C=st.integers(2, 40), G=st.integers(1, 8),
-       scale=st.floats(0.01, 3.0), f32=st.booleans())
-def test_kernel_is_exact_lloyd_under_random_moves(seed, C, G, scale, f32):
+       scale=st.floats(0.01, 3.0), dtypes=st.sampled_from(DTYPES))
+def test_kernel_is_exact_lloyd_under_random_moves(seed, C, G, scale, dtypes):
     rng = np.random.default_rng(seed)
     n, D = 200, 3
-    X = rng.normal(scale=3.0, size=(n, D)).astype(np.float32 if f32 else np.float64)
+    X = rng.normal(scale=3.0, size=(n, D)).astype(dtypes[0])
     means = rng.normal(scale=3.0, size=(C, D))
     alive = np.ones(C, bool)
     groups = group_components(means, alive, G)
@@ -192,13 +212,77 @@ def test_kernel_is_exact_lloyd_under_random_moves(seed, C, G, scale, f32):
     lower = np.empty((n, G), np.float32)
     for _ in range(4):
         out = run_pass(X, np.ones(n), means, alive, labels, lower, groups,
-                       drift if labels[0] >= 0 else np.zeros(G))
+                       drift if labels[0] >= 0 else np.zeros(G), product=dtypes[1])
         labels = check_against_twin(X, np.ones(n), means, alive, out, groups, False)
         check_bounds(X, means, alive, labels, lower, groups, tight=False)
         new = means + rng.normal(scale=scale, size=means.shape) * (rng.uniform(size=(C, 1)) < 0.5)
         drift_c = np.sqrt(((new - means) ** 2).sum(1)) * (1 + 1e-12)
         drift = np.array([drift_c[groups[1] == g].max(initial=0.0) for g in range(G)])
         means = new
+
+
+@pytest.mark.parametrize("limit", [1, 10**9])
+def test_float32_products_of_float64_rows_resolve_near_ties_exactly(limit):
+    # points a relative 1e-12 off the bisector of two means: float32 products
+    # cannot tell the two apart, the exact re-scoring in float64 must
+    rng = np.random.default_rng(5)
+    C, D, G = 12, 4, 3
+    means = rng.normal(scale=5.0, size=(C, D)) + 40.0
+    a, b = rng.integers(0, C, 400), rng.integers(0, C, 400)
+    keep = a != b
+    a, b = a[keep], b[keep]
+    t = 0.5 + rng.choice([-1e-12, 1e-12, 0.0], a.size)
+    X = means[a] + t[:, None] * (means[b] - means[a])
+    alive = np.ones(C, bool)
+    groups = group_components(means, alive, G)
+    n = X.shape[0]
+    labels = np.full(n, -1, np.int32)
+    lower = np.empty((n, G), np.float32)
+    out = run_pass(X, np.ones(n), means, alive, labels, lower, groups, np.zeros(G), limit,
+                   product=np.float32)
+    labels = check_against_twin(X, np.ones(n), means, alive, out, groups, False)
+    check_bounds(X, means, alive, labels, lower, groups, tight=False)
+    again = run_pass(X, np.ones(n), means, alive, labels, lower, groups, np.zeros(G), limit,
+                     product=np.float32)
+    check_against_twin(X, np.ones(n), means, alive, again, groups, False)
+
+
+@pytest.mark.parametrize("scale", [1e-20, 1e12])
+def test_float32_products_keep_bounds_valid_at_extreme_scales(scale):
+    # at 1e-20 the squared norms are float32 subnormals (absolute rounding,
+    # covered by the underflow term); at 1e12 the products are near 1e25
+    rng = np.random.default_rng(6)
+    C, D, G = 20, 3, 4
+    centres = rng.normal(scale=4.0, size=(C, D))
+    X = (centres[rng.integers(0, C, 500)] + rng.normal(size=(500, D))) * scale
+    means = X[rng.choice(500, C, replace=False)]
+    alive = np.ones(C, bool)
+    groups = group_components(means, alive, G)
+    labels = np.full(500, -1, np.int32)
+    lower = np.empty((500, G), np.float32)
+    for step in range(3):
+        drift = np.zeros(G)
+        if step:
+            new = means.copy()
+            filled = out[2] > 0
+            new[filled] += out[3][filled] / out[2][filled, None]
+            drift_c = np.sqrt(((new - means) ** 2).sum(1)) * (1 + 1e-12)
+            drift = np.array([drift_c[groups[1] == g].max(initial=0.0) for g in range(G)])
+            means = new
+        out = run_pass(X, np.ones(500), means, alive, labels, lower, groups, drift,
+                       product=np.float32)
+        labels = check_against_twin(X, np.ones(500), means, alive, out, groups, False)
+        check_bounds(X, means, alive, labels, lower, groups, tight=False)
+
+
+def test_bounded_multiplies_float64_rows_in_float32_only_at_moderate_magnitudes():
+    means = np.zeros((3, 2))
+    b = Bounded(10)
+    assert b._product_dtype(np.ones((10, 2)), means, 0) == np.float32
+    assert b._product_dtype(np.full((10, 2), 1e20), means, 10) == np.float64
+    assert b._product_dtype(np.full((10, 2), 1e-20), means, 20) == np.float64
+    assert b._product_dtype(np.ones((10, 2)), np.full((3, 2), 1e20), 0) == np.float64
+    assert b._product_dtype(np.ones((10, 2), np.float32), means, 30) == np.float32
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

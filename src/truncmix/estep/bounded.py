@@ -71,6 +71,7 @@ class Bounded(Exhaustive):
         self._chunks = {}  # start -> (epoch, labels when bounds were made, bounds)
         self._drift = None
         self._groups = None
+        self._magnitudes = {}  # (start, rows) -> largest |value| of a float64 chunk
 
     def n_groups(self, n_components):
         """G: about C/10, fewer when the bounds would exceed :data:`BOUND_MEMORY`."""
@@ -103,13 +104,33 @@ class Bounded(Exhaustive):
         padded = np.where(members >= 0, step[np.maximum(members, 0)], 0.0)
         self._drift = padded.max(axis=0)
 
-    def _means_p(self, means, dtype):
-        """The means as product rows in member-major order (zeros for padding)."""
+    def _means_m2(self, means, dtype):
+        """``-2`` times the means (exact), as product rows in member-major order (zeros for padding)."""
         members = self._groups[0].ravel()
         out = np.zeros((members.shape[0], means.shape[1]), dtype)
         real = members >= 0
         out[real] = means[members[real]]
+        out *= -2
         return out
+
+    def _product_dtype(self, X, means, start):
+        """float32 for float32 rows, and for float64 rows and means of moderate magnitude.
+
+        The magnitude of a chunk is found once per fit (its rows do not change
+        between passes); see :data:`~truncmix.kernels.bounds.FLOAT32_PRODUCTS`.
+        """
+        from .._validation import column_extremes
+        from ..kernels.bounds import FLOAT32_PRODUCTS
+
+        if X.dtype == np.float32:
+            return X.dtype
+        key = (start, X.shape[0])
+        if key not in self._magnitudes:
+            lo, hi = column_extremes(X)
+            self._magnitudes[key] = float(max(np.max(-lo, initial=0.0), np.max(hi, initial=0.0)))
+        largest = max(self._magnitudes[key], float(np.max(np.abs(means), initial=0.0)))
+        low, high = FLOAT32_PRODUCTS
+        return np.dtype(np.float32) if low <= largest <= high else X.dtype
 
     def update(self, X, mixture, K_prev, start=0, weights=None):
         if mixture is not self._mixture or self._groups is None or not bounded_applies(mixture):
@@ -134,6 +155,7 @@ class Bounded(Exhaustive):
             drift = np.zeros(G)
         weights = np.ones(n) if weights is None else np.ascontiguousarray(weights, np.float64)
         means = np.ascontiguousarray(mixture.means, dtype=np.float64)
+        product = self._product_dtype(X, means, start)
         blocks = pass_blocks(n)
         labels = np.empty(n, np.int32)
         dist2 = np.empty(n)
@@ -145,9 +167,9 @@ class Bounded(Exhaustive):
         with single_threaded_blas():
             yinyang_pass_into(
                 np.ascontiguousarray(X), weights, means,
-                self._means_p(means, X.dtype), np.ascontiguousarray(mixture.alive),
+                self._means_m2(means, product), np.ascontiguousarray(mixture.alive),
                 labels_in, lower, members, group_of, drift,
-                float(np.finfo(X.dtype).eps) / 2, max(1, C // DIRECT_COST), pass_tile(C), blocks,
+                float(np.finfo(product).eps) / 2, max(1, C // DIRECT_COST), pass_tile(C), blocks,
                 labels, dist2, resp, first, second, evals,
             )
         self._chunks[start] = (self._epoch, labels, lower)

@@ -31,6 +31,25 @@ STORE_SHRINK = 1.0 - 2.0**-20
 #: the squared norm given to dead components: finite (the scoring loop is
 #: compiled for finite values), and far beyond any distance
 DEAD = 1e300
+#: roundings of the sum ``||mu||^2 + (-2 x . mu)`` in the products' dtype (the
+#: cast of ``||mu||^2`` and the sum, ``|v| <= 2 max||mu||^2 + ||x||^2``), in
+#: units of ``||x||^2 + max||mu||^2``: see ``_rounding``
+SUM_ROUNDINGS = 3.0
+#: squared bounds below this are stored as 0 (float32 subnormals round by
+#: more than STORE_SHRINK covers)
+TINY_SQUARE = 1e-30
+#: squared bounds stay below this when the rows' and means' squared norms do:
+#: float32 square roots are safe under it (float32's largest is 3.4e38)
+NARROW_LIMIT = 1e37
+SHRINK32 = np.float32(STORE_SHRINK)
+#: float64 rows and means whose largest magnitude is within this range are
+#: multiplied in float32 (products below 1e30, far from float32's overflow,
+#: and the largest far above its subnormals): about 3x faster at D = 16; the
+#: rounding bounds and the exact re-scoring keep the labels Lloyd's
+FLOAT32_PRODUCTS = (1e-15, 1e15)
+#: above any absolute error of one term of a product from underflow, to
+#: subnormals or (flushed) to zero, in float32 or float64
+UNDERFLOW = 2.0**-120
 
 
 @nb.njit(fastmath=True)
@@ -63,67 +82,92 @@ def _sq_norm(x):  # pragma: no cover - compiled
 
 
 @nb.njit(fastmath={"nnan", "reassoc", "nsz", "contract"})
-def _tile_minima(prod_t, norms2, filled, near, least, least2, where):  # pragma: no cover - compiled
-    """Group minima of a tile's expanded distances, column-wise.
+def _tile_scan(prod_t, norms2_t, filled, near, least, least2, pos):  # pragma: no cover - compiled
+    """Group minima, least, second least and its place, in one sweep of a tile.
 
-    ``prod_t`` (S G, T) holds the products of the means (rows, member-major:
-    position ``p = j G + g``) with the tile's rows (columns). For the first
-    ``filled`` rows ``r`` and ``v[p, r] = norms2[p] - 2 prod_t[p, r]``:
-    ``near[g, r]``, the least ``v`` of group ``g``; ``least[r]`` and
-    ``least2[r]``, the least and second least of the group minima, and
-    ``where[r]``, the group of the least (the first on ties). Every inner
-    loop runs along the rows, so it is vectorised whatever G and S are.
+    ``prod_t`` (S G, T) holds ``-2 mu_p . x_r`` for the means in member-major
+    order (position ``p = j G + g``) and the tile's rows as columns; with
+    ``v[p, r] = norms2_t[p] + prod_t[p, r]`` (``||x - mu||^2 - ||x||^2``,
+    expanded), in the products' dtype, for the first ``filled`` rows:
+    ``near[g, r]`` the least ``v`` of group ``g``, ``least[r]`` and
+    ``least2[r]`` the least and second least ``v`` over all means, ``pos[r]``
+    the ``p`` of the least (the first on ties). Every inner loop runs along
+    the rows, so it is vectorised whatever G and S are (16 rows a step in
+    float32).
     """
-    P = norms2.shape[0]
+    P = norms2_t.shape[0]
     G = near.shape[0]
-    S = P // G
     for g in range(G):
         ng = near[g]
-        pr = prod_t[g]
-        n2 = norms2[g]
         for r in range(filled):
-            ng[r] = n2 - 2.0 * np.float64(pr[r])
-    for j in range(1, S):
-        for g in range(G):
-            p = j * G + g
-            ng = near[g]
-            pr = prod_t[p]
-            n2 = norms2[p]
-            for r in range(filled):
-                ng[r] = min(ng[r], n2 - 2.0 * np.float64(pr[r]))
+            ng[r] = np.inf
     for r in range(filled):
         least[r] = np.inf
         least2[r] = np.inf
-        where[r] = 0
-    for g in range(G):
-        ng = near[g]
+        pos[r] = 0
+    for p in range(P):
+        ng = near[p % G]
+        pr = prod_t[p]
+        n2 = norms2_t[p]
+        pp = np.int32(p)
         for r in range(filled):
-            v = ng[r]
+            v = n2 + pr[r]
+            ng[r] = min(ng[r], v)
             least2[r] = min(least2[r], max(least[r], v))
-            where[r] = g if v < least[r] else where[r]
+            pos[r] = pp if v < least[r] else pos[r]
             least[r] = min(least[r], v)
 
 
+@nb.njit(inline="always")
+def _rounding(xn, slope, sum_unit, top2, const):  # pragma: no cover - compiled
+    """How far an expanded value ``v`` may be from exact, for a row of squared norm ``xn``.
+
+    The product's rounding (``slope sqrt(xn)``, about ``2 gamma max||mu||``,
+    including the casts of the means and rows to the products' dtype), that
+    of the sum ``||mu||^2 + (-2 x . mu)`` and of the squared norm's cast
+    (``sum_unit (||x||^2 + max ||mu||^2)``) and a ``const`` for underflow.
+    """
+    return slope * np.sqrt(xn) + sum_unit * (xn + top2) + const
+
+
 @nb.njit(fastmath={"nnan", "reassoc", "nsz", "contract"})
-def _tile_sq_norms(buf, filled, out):  # pragma: no cover - compiled
-    """``out[r] = ||buf[r]||^2`` in float64 for the first ``filled`` rows (vectorised)."""
+def _tile_limits(xx, filled, least, slope, sum_unit, top2, const, limit, shift):  # pragma: no cover
+    """Per row of a tile (squared norms ``xx``): the search limit above the least, the bound shift.
+
+    ``limit[r] = least[r] + 2 err`` holds every mean whose exact value can be
+    the least; ``shift[r] = ||x||^2 - err`` turns a group minimum of ``v`` into
+    a lower bound on the squared distance. Returns the largest squared norm.
+    """
+    top = 0.0
     for r in range(filled):
-        s = 0.0
-        row = buf[r]
-        for d in range(row.shape[0]):
-            t = np.float64(row[d])
-            s += t * t
-        out[r] = s
+        top = max(top, xx[r])
+    for r in range(filled):
+        err = _rounding(xx[r], slope, sum_unit, top2, const)
+        limit[r] = np.float64(least[r]) + 2.0 * err
+        shift[r] = xx[r] - err
+    return top
 
 
 @nb.njit(fastmath={"nnan", "nsz", "contract"})
-def _tile_bounds(near, shift, filled, out):  # pragma: no cover - compiled
-    """``out[g, r] = sqrt(max(near[g, r] + shift[r], 0))``, rounded down to float32 (vectorised; +inf stays)."""
+def _tile_bounds(near, shift, filled, narrow, out):  # pragma: no cover - compiled
+    """``out[g, r]``: ``sqrt(max(near[g, r] + shift[r], 0))`` rounded down to float32.
+
+    With ``narrow`` (every value far below float32's largest) the root is
+    taken in float32: the casts and the root round by at most three float32
+    units in all, well inside :data:`STORE_SHRINK`; squares below
+    :data:`TINY_SQUARE` (where float32 subnormals round by more) give 0. +inf
+    stays +inf. Vectorised along the rows.
+    """
     for g in range(near.shape[0]):
         ng = near[g]
         og = out[g]
-        for r in range(filled):
-            og[r] = np.float32(np.sqrt(max(ng[r] + shift[r], 0.0)) * STORE_SHRINK)
+        if narrow:
+            for r in range(filled):
+                t = np.float64(ng[r]) + shift[r]
+                og[r] = np.sqrt(np.float32(t)) * SHRINK32 if t > TINY_SQUARE else np.float32(0.0)
+        else:
+            for r in range(filled):
+                og[r] = np.float32(np.sqrt(max(np.float64(ng[r]) + shift[r], 0.0)) * STORE_SHRINK)
 
 
 @nb.njit(inline="always")
@@ -132,18 +176,28 @@ def _better(d2, c, best2, best):  # pragma: no cover - compiled
     return d2 < best2 or (d2 == best2 and c < best)
 
 
+@nb.njit(fastmath=True)
+def _diff_sq(x, m, diff):  # pragma: no cover - compiled
+    """``diff = x - m`` and ``||x - m||^2``, in float64, unexpanded (vectorised)."""
+    s = 0.0
+    for d in range(x.shape[0]):
+        t = np.float64(x[d]) - m[d]
+        diff[d] = t
+        s += t * t
+    return s
+
+
 @nb.njit(inline="always")
-def _finish_row(i, x, w, best, best2, blk, means, labels_out, dist2, resp, first, second):  # pragma: no cover
-    """Write a row's label and distance and add it to its block's statistics."""
+def _finish_row(i, best, best2, w, diff, blk, labels_out, dist2, resp, first, second):  # pragma: no cover
+    """Write a row's label and distance and add it (``diff = x - mu_best``) to its block's statistics."""
     labels_out[i] = best
     dist2[i] = best2
     if w != 0.0 and best >= 0:
         resp[blk, best] += w
         second[blk, best] += w * best2
-        mb = means[best]
         fb = first[blk, best]
-        for d in range(x.shape[0]):
-            fb[d] += w * (np.float64(x[d]) - mb[d])
+        for d in range(diff.shape[0]):
+            fb[d] += w * diff[d]
 
 
 @nb.njit(inline="always")
@@ -153,7 +207,7 @@ def _store_bound(v):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, members, group_of,
+def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, members, group_of,
                       group_drift, gemm_unit, direct_limit, tile, n_blocks,
                       labels_out, dist2, resp, first, second, evals):  # pragma: no cover
     """One exact Lloyd assignment with group bounds, and its statistics.
@@ -163,8 +217,9 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
     keeps its label. A point with a few such groups scores their members by
     one dot product each; the others are gathered in tiles and scored against
     every mean by one matrix product per tile, which also refreshes all their
-    bounds. Both use the expanded form, whose rounding is bounded: the few
-    means within that bound of the best are re-scored unexpanded.
+    bounds. Both use the expanded form, whose rounding is bounded: when more
+    than one mean lies within that bound of the least, those means are
+    re-scored unexpanded; otherwise the one is the exact argmin.
 
     IN:  X (n, D) float32/float64; weights (n,) float64; means (C, D)
          float64; alive (C,) bool (dead components are never chosen);
@@ -173,11 +228,13 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
          members (S, G) int64: member j of group g (-1: padding), so that a
          run of G products holds the j-th members of all groups side by
          side; group_of (C,) int64;
-         means_p (S G, D) the means in X's dtype in ``members`` order (zero
-         rows for padding), for the products;
+         means_m2 (S G, D) the means times -2 (exact), in ``members``
+         order (zero rows for padding), for the products: in X's dtype, or
+         float32 for float64 rows and means within :data:`FLOAT32_PRODUCTS`
+         (the rounding bounds cover the casts; the labels stay exact);
          group_drift (G,) float64: how far the group's members moved at most
          since the bounds were made (0 when they are fresh);
-         gemm_unit: unit roundoff of the product's dtype;
+         gemm_unit: unit roundoff of the products' dtype;
          direct_limit: most members a point scores by dot products
          before it is scored by the product instead;
          tile: rows per product; n_blocks: row blocks, each with its own
@@ -195,19 +252,28 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
     S, G = members.shape
     P = S * G
     flat = members.ravel()
-    # squared norms in the products' column order; padding and dead means are
-    # never chosen
+    # squared norms in the products' column order, in float64 and in X's
+    # dtype; padding and dead means are never chosen (DEAD is +inf in float32)
     norms2 = np.empty(P)
-    top_norm = 0.0
+    norms2_t = np.empty(P, means_m2.dtype)
+    top2 = 0.0
     for p in range(P):
         c = flat[p]
         live = c >= 0 and alive[c]
         norms2[p] = _sq_norm(means[c]) if live else DEAD
-        if live and norms2[p] > top_norm:
-            top_norm = norms2[p]
-    top_norm = np.sqrt(top_norm)
-    # worst-case rounding of a dot product of length D (+ the cast of the means)
-    gamma = (D + 2) * gemm_unit / (1.0 - (D + 2) * gemm_unit)
+        norms2_t[p] = norms2[p]
+        if live and norms2[p] > top2:
+            top2 = norms2[p]
+    # worst-case rounding of a dot product of length D in the products'
+    # dtype (+ the casts of the means and of the rows to it)
+    gamma = (D + 3) * gemm_unit / (1.0 - (D + 3) * gemm_unit)
+    # underflow (to subnormals or zero, in the casts and the products) adds
+    # an absolute error per term, below UNDERFLOW
+    slope = 2.0 * gamma * np.sqrt(top2) + 2.0 * D * UNDERFLOW
+    const = 2.0 * D * UNDERFLOW * (1.0 + np.sqrt(top2))
+    # the sum of a squared norm and a product in the products' dtype (see
+    # _rounding); 1e-14 covers the float64 arithmetic around it
+    sum_unit = SUM_ROUNDINGS * gemm_unit + 1e-14
     # no array expressions outside the prange below: with parallel=True each
     # would be a parallel region of its own, and every region start waits for
     # all threads (ruinous on a busy machine)
@@ -216,18 +282,19 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
         e = (n * (blk + 1)) // n_blocks
         bound = np.empty(G)
         searched = np.empty(G, np.bool_)
+        diff = np.empty(D)
         # the tile's rows as columns: the product is (S G, tile) and every
-        # scan of it runs along the rows (see _tile_minima)
-        buf = np.zeros((tile, D), X.dtype)
+        # scan of it runs along the rows (see _tile_scan)
+        buf = np.zeros((tile, D), means_m2.dtype)
         rows = np.empty(tile, np.int64)
-        near_t = np.empty((G, tile))
+        near_t = np.empty((G, tile), means_m2.dtype)
         bound_t = np.empty((G, tile), np.float32)
-        least = np.empty(tile)
-        least2 = np.empty(tile)
-        where = np.empty(tile, np.int64)
+        least = np.empty(tile, means_m2.dtype)
+        least2 = np.empty(tile, means_m2.dtype)
+        pos = np.empty(tile, np.int32)
         xx = np.empty(tile)
+        limit = np.empty(tile)
         shift = np.empty(tile)
-        vals = np.empty(S)
         row_v = np.empty(P)
         filled = 0
         count = 0
@@ -240,7 +307,7 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
                 n_fail = 0
                 work = 0
                 if known:
-                    own2 = _sq_dist(x, means[a])
+                    own2 = _diff_sq(x, means[a], diff)
                     count += 1
                     threshold = np.sqrt(own2) * (1.0 + CHECK_MARGIN)
                     for g in range(G):
@@ -252,7 +319,7 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
                     # every other mean is provably farther: the label stays
                     for g in range(G):
                         lower[i, g] = _store_bound(bound[g])
-                    _finish_row(i, x, weights[i], a, own2, blk, means, labels_out, dist2,
+                    _finish_row(i, a, own2, weights[i], diff, blk, labels_out, dist2,
                                 resp, first, second)
                     continue
                 if known and work <= direct_limit:
@@ -261,7 +328,7 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
                     # exact distances for the few within the rounding of the
                     # least, as in the product path below
                     xn = _sq_norm(x)
-                    err = 2.0 * gamma * np.sqrt(xn) * top_norm + 1e-14 * (xn + top_norm * top_norm)
+                    err = _rounding(xn, slope, sum_unit, top2, const)
                     vmin = own2 - xn
                     for g in range(G):
                         searched[g] = bound[g] <= threshold
@@ -270,11 +337,11 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
                         # padding and dead means come out near DEAD
                         for j in range(S):
                             p = j * G + g
-                            v = norms2[p] - 2.0 * np.float64(_dot(x, means_p[p]))
+                            v = norms2[p] + np.float64(_dot(x, means_m2[p]))
                             row_v[p] = v
                             vmin = min(vmin, v)
                         count += S
-                    limit = vmin + 2.0 * err
+                    lim = vmin + 2.0 * err
                     best = a
                     best2 = own2
                     for g in range(G):
@@ -283,7 +350,7 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
                         for j in range(S):
                             p = j * G + g
                             c = flat[p]
-                            if row_v[p] <= limit and c != a:
+                            if row_v[p] <= lim and c != a:
                                 d2 = _sq_dist(x, means[c])
                                 count += 1
                                 if _better(d2, c, best2, best):
@@ -300,62 +367,55 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
                             lower[i, g] = np.float32(np.sqrt(max(m + lift, 0.0)) * STORE_SHRINK)
                         else:
                             lower[i, g] = _store_bound(bound[g])
-                    if best != a and not searched[group_of[a]]:
-                        # the label just left is a member like the others now
-                        u = _store_bound(np.sqrt(own2))
-                        if u < lower[i, group_of[a]]:
-                            lower[i, group_of[a]] = u
-                    _finish_row(i, x, weights[i], best, best2, blk, means, labels_out, dist2,
+                    if best != a:
+                        best2 = _diff_sq(x, means[best], diff)
+                        if not searched[group_of[a]]:
+                            # the label just left is a member like the others now
+                            u = _store_bound(np.sqrt(own2))
+                            if u < lower[i, group_of[a]]:
+                                lower[i, group_of[a]] = u
+                    _finish_row(i, best, best2, weights[i], diff, blk, labels_out, dist2,
                                 resp, first, second)
                     continue
-                # scored by the product, with the tile
+                # scored by the product, with the tile (cast to its dtype;
+                # the squared norm from the row as it is)
                 for d in range(D):
                     buf[filled, d] = x[d]
+                xx[filled] = _sq_norm(x)
                 rows[filled] = i
                 filled += 1
                 if filled < tile:
                     continue
             if filled == 0:
                 continue
-            prod_t = np.dot(means_p, buf.T)
-            _tile_minima(prod_t, norms2, filled, near_t, least, least2, where)
-            _tile_sq_norms(buf, filled, xx)
+            prod_t = np.dot(means_m2, buf.T)
+            _tile_scan(prod_t, norms2_t, filled, near_t, least, least2, pos)
+            top_xx = _tile_limits(xx, filled, least, slope, sum_unit, top2, const, limit, shift)
             count += filled * P
             for r in range(filled):
                 ii = rows[r]
                 xr = X[ii]
-                err = 2.0 * gamma * np.sqrt(xx[r]) * top_norm + 1e-14 * (xx[r] + top_norm * top_norm)
-                shift[r] = xx[r] - err
-                # the exact best is among the means within the rounding of the
-                # least expanded value: mostly in one group, often one mean
-                limit = least[r] + 2.0 * err
-                best = -1
-                best2 = np.inf
-                if least2[r] > limit:
-                    # one group: its values are kept for the home bound below
-                    g0 = where[r]
-                    for j in range(S):
-                        p = j * G + g0
-                        v = norms2[p] - 2.0 * np.float64(prod_t[p, r])
-                        vals[j] = v
-                        if v <= limit:
-                            c = flat[p]
-                            d2 = _sq_dist(xr, means[c])
-                            count += 1
-                            if _better(d2, c, best2, best):
-                                best2 = d2
-                                best = c
-                    m = np.inf
-                    for j in range(S):
-                        if flat[j * G + g0] != best:
-                            m = min(m, vals[j])
+                lim = limit[r]
+                if np.float64(least2[r]) > lim:
+                    # one mean within the rounding of the least: it is the
+                    # exact argmin. Its group's bound leaves it out: the
+                    # second least over all means is a lower one than the
+                    # group's own (and takes no serial scan of the group)
+                    p0 = pos[r]
+                    best = flat[p0]
+                    g0 = p0 % G
+                    m = np.float64(least2[r])
                 else:
+                    # the exact best is among the means within the rounding
+                    # of the least (ties, or near ties)
+                    best = -1
+                    best2 = np.inf
                     for g in range(G):
-                        if near_t[g, r] > limit:
+                        if np.float64(near_t[g, r]) > lim:
                             continue
                         for j in range(S):
                             p = j * G + g
-                            if norms2[p] - 2.0 * np.float64(prod_t[p, r]) <= limit:
+                            if np.float64(norms2_t[p] + prod_t[p, r]) <= lim:
                                 c = flat[p]
                                 d2 = _sq_dist(xr, means[c])
                                 count += 1
@@ -363,15 +423,18 @@ def yinyang_pass_into(X, weights, means, means_p, alive, labels_in, lower, membe
                                     best2 = d2
                                     best = c
                     m = np.inf
+                    g0 = group_of[best] if best >= 0 else 0
                     for j in range(S):
-                        p = j * G + group_of[best]
+                        p = j * G + g0
                         if flat[p] != best:
-                            m = min(m, norms2[p] - 2.0 * np.float64(prod_t[p, r]))
-                # the home group's bound leaves the label out
-                near_t[group_of[best], r] = m
-                _finish_row(ii, xr, weights[ii], best, best2, blk, means, labels_out, dist2,
+                            m = min(m, np.float64(norms2_t[p] + prod_t[p, r]))
+                near_t[g0, r] = m
+                best2 = _diff_sq(xr, means[best], diff) if best >= 0 else np.inf
+                count += 1
+                _finish_row(ii, best, best2, weights[ii], diff, blk, labels_out, dist2,
                             resp, first, second)
-            _tile_bounds(near_t, shift, filled, bound_t)
+            narrow = 2.0 * (top_xx + top2) < NARROW_LIMIT
+            _tile_bounds(near_t, shift, filled, narrow, bound_t)
             for r in range(filled):
                 ii = rows[r]
                 for g in range(G):
