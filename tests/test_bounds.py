@@ -38,13 +38,16 @@ def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=N
     dist2 = np.empty(n)
     resp, first = np.zeros((blocks, C)), np.zeros((blocks, C, D))
     second, evals = np.zeros((blocks, C)), np.zeros(blocks, np.int64)
+    totals = np.zeros((blocks, 2))
     with single_threaded_blas():
         yinyang_pass_into(
             X, w, means, means_m2(means, members, product), alive,
             labels_in, lower, members, group_of, drift,
             float(np.finfo(product).eps) / 2, max(1, C // 8) if direct_limit is None else direct_limit,
-            pass_tile(C), blocks, labels, dist2, resp, first, second, evals,
+            pass_tile(C), blocks, 1.0, 0.0, labels, dist2, resp, first, second, totals, evals,
         )
+    # scores d2 (scale 1, no constant): their weighted sum and the weight
+    np.testing.assert_allclose(totals.sum(0), [np.sum(w * dist2), np.sum(w)], rtol=1e-12)
     return labels, dist2, resp.sum(0), first.sum(0), second.sum(0), int(evals.sum())
 
 

@@ -78,7 +78,11 @@ def chunk_stats(chunk, estep, mixture, moments_of=None, *, update_state=True,
     n_changed = -1
     if chunk.K is not None and res.K is not None:
         # zero-weight rows do not enter the M-step, so their moves don't count
-        changed = np.any(chunk.K != res.K, axis=1) & (chunk.weights > 0)
+        if chunk.K.shape[1] == 1:
+            changed = chunk.K[:, 0] != res.K[:, 0]  # no reduction over one column
+        else:
+            changed = np.any(chunk.K != res.K, axis=1)
+        changed &= chunk.weights > 0
         n_changed = int(changed.sum())
         if update_state:
             chunk.K[...] = res.K
@@ -86,7 +90,7 @@ def chunk_stats(chunk, estep, mixture, moments_of=None, *, update_state=True,
         chunk.X, chunk.weights, res.K, res.q, res.lse, mixture.means, cov.moment, cov.shared,
         n_evals=res.n_evals, n_changed=n_changed, offset=chunk.start,
         outlier_capacity=outlier_capacity, extra=res.extra,
-        moments=_moments_for(res, cov.moment),
+        moments=_moments_for(res, cov.moment), totals=res.totals,
     )
     return stats, res
 

@@ -239,7 +239,7 @@ __all__ = ["SufficientStats", "Outliers", "accumulate_dense", "empty_second", "f
 
 
 def from_posterior(X, weights, K, q, lse, anchors, moment, shared, *, n_evals, n_changed,
-                   offset, outlier_capacity, extra=None, moments=None):
+                   offset, outlier_capacity, extra=None, moments=None, totals=None):
     """Statistics of one chunk from its truncated posteriors.
 
     Parameters
@@ -265,6 +265,8 @@ def from_posterior(X, weights, K, q, lse, anchors, moment, shared, *, n_evals, n
     moments : tuple or None
         ``(resp, first, second)`` about ``anchors`` for ``moment``, already
         computed by the E-step; None accumulates them here.
+    totals : tuple or None
+        ``(sum w lse, sum w)``, already computed by the E-step; None sums them here.
 
     Returns
     -------
@@ -278,14 +280,16 @@ def from_posterior(X, weights, K, q, lse, anchors, moment, shared, *, n_evals, n
         from .kernels.accumulate import accumulate
 
         resp, first, second = accumulate(X, weights, K, q, anchors, moment, shared, anchors.shape[0])
+    if totals is None:
+        # an elementwise sum, not a BLAS dot: no thread start-up for one vector
+        totals = (np.sum(weights * lse), weights.sum())
     return SufficientStats(
         resp=resp,
         first=first,
         second=second,
         anchors=anchors,
-        # an elementwise sum, not a BLAS dot: no thread start-up for one vector
-        free_energy=float(np.sum(weights * lse)),
-        weight=float(weights.sum()),
+        free_energy=float(totals[0]),
+        weight=float(totals[1]),
         n_samples=X.shape[0],
         n_evals=int(n_evals),
         n_changed=int(n_changed),

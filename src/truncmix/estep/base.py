@@ -32,6 +32,9 @@ class ChunkResult:
         and ``q`` (``q`` may then be None).
     best : ndarray (n,) or None
         Each point's most probable component, when ``q`` is not kept.
+    totals : tuple or None
+        ``(sum_n w_n lse_n, sum_n w_n)`` when the strategy summed them on its
+        way (saves two passes over the chunk); None sums them from ``lse``.
     """
 
     K: np.ndarray | None
@@ -41,6 +44,7 @@ class ChunkResult:
     extra: object = None
     moments: tuple | None = None
     best: np.ndarray | None = None
+    totals: tuple | None = None
 
     @property
     def labels(self):

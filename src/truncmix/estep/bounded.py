@@ -157,11 +157,19 @@ class Bounded(Exhaustive):
         means = np.ascontiguousarray(mixture.means, dtype=np.float64)
         product = self._product_dtype(X, means, start)
         blocks = pass_blocks(n)
+        # log pi + log N(x; mu, sigma^2 I) at the chosen mean, as
+        # scale d2 + const: the other terms are the same for every live
+        # component (equal weights, one variance)
+        cov = mixture.covariance
+        alive = np.flatnonzero(mixture.alive)[0]
+        lse_scale = -0.5 / float(cov.variance)
+        lse_const = float(mixture.log_weights[alive] + cov.log_norm()[alive])
         labels = np.empty(n, np.int32)
-        dist2 = np.empty(n)
+        lse = np.empty(n)
         resp = np.zeros((blocks, C))
         first = np.zeros((blocks, C, D))
         second = np.zeros((blocks, C))
+        totals = np.zeros((blocks, 2))
         evals = np.zeros(blocks, np.int64)
         # blocks run in parallel threads, each with single-threaded products
         with single_threaded_blas():
@@ -170,15 +178,10 @@ class Bounded(Exhaustive):
                 self._means_m2(means, product), np.ascontiguousarray(mixture.alive),
                 labels_in, lower, members, group_of, drift,
                 float(np.finfo(product).eps) / 2, max(1, C // DIRECT_COST), pass_tile(C), blocks,
-                labels, dist2, resp, first, second, evals,
+                lse_scale, lse_const, labels, lse, resp, first, second, totals, evals,
             )
         self._chunks[start] = (self._epoch, labels, lower)
-        cov = mixture.covariance
-        # log pi + log N(x; mu, sigma^2 I) at the chosen mean: the first two
-        # terms are the same for every live component (equal weights, one variance)
-        alive = np.flatnonzero(mixture.alive)[0]
-        lse = dist2 * (-0.5 / cov.variance)
-        lse += mixture.log_weights[alive] + cov.log_norm()[alive]
         moments = (MOMENT_SCALAR, resp.sum(axis=0), first.sum(axis=0), second.sum(axis=0))
-        return ChunkResult(labels[:, None], np.ones((n, 1)), lse, int(evals.sum()),
-                           moments=moments)
+        # q is one per row: a read-only view, not n floats per pass
+        return ChunkResult(labels[:, None], np.broadcast_to(1.0, (n, 1)), lse, int(evals.sum()),
+                           moments=moments, totals=tuple(totals.sum(axis=0)))

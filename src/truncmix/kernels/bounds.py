@@ -105,14 +105,52 @@ def _tile_scan(prod_t, norms2_t, filled, near, least, least2, pos):  # pragma: n
         least[r] = np.inf
         least2[r] = np.inf
         pos[r] = 0
+    # the group minima, one mean a step (one array written: vectorised)
     for p in range(P):
         ng = near[p % G]
+        pr = prod_t[p]
+        n2 = norms2_t[p]
+        for r in range(filled):
+            ng[r] = min(ng[r], n2 + pr[r])
+    # least, second least and place, four means a step: the running ones are
+    # loaded and stored once per four (the sweep is bound by stores)
+    P4 = P - P % 4
+    for p in range(0, P4, 4):
+        pr0 = prod_t[p]
+        pr1 = prod_t[p + 1]
+        pr2 = prod_t[p + 2]
+        pr3 = prod_t[p + 3]
+        n0 = norms2_t[p]
+        n1 = norms2_t[p + 1]
+        n2 = norms2_t[p + 2]
+        n3 = norms2_t[p + 3]
+        q0 = np.int32(p)
+        q1 = np.int32(p + 1)
+        q2 = np.int32(p + 2)
+        q3 = np.int32(p + 3)
+        for r in range(filled):
+            v0 = n0 + pr0[r]
+            v1 = n1 + pr1[r]
+            v2 = n2 + pr2[r]
+            v3 = n3 + pr3[r]
+            # least, second least and place of the four (first on ties)
+            a = min(v0, v1)
+            ia = q1 if v1 < v0 else q0
+            b = min(v2, v3)
+            ib = q3 if v3 < v2 else q2
+            lo = min(a, b)
+            il = ib if b < a else ia
+            sec = min(max(a, b), max(v0, v1), max(v2, v3))
+            # merged with the running ones
+            least2[r] = min(least2[r], max(least[r], lo), sec)
+            pos[r] = il if lo < least[r] else pos[r]
+            least[r] = min(least[r], lo)
+    for p in range(P4, P):
         pr = prod_t[p]
         n2 = norms2_t[p]
         pp = np.int32(p)
         for r in range(filled):
             v = n2 + pr[r]
-            ng[r] = min(ng[r], v)
             least2[r] = min(least2[r], max(least[r], v))
             pos[r] = pp if v < least[r] else pos[r]
             least[r] = min(least[r], v)
@@ -188,10 +226,15 @@ def _diff_sq(x, m, diff):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _finish_row(i, best, best2, w, diff, blk, labels_out, dist2, resp, first, second):  # pragma: no cover
-    """Write a row's label and distance and add it (``diff = x - mu_best``) to its block's statistics."""
+def _finish_row(i, best, best2, w, diff, blk, lse_scale, lse_const, labels_out, lse, resp, first,
+                second, totals):  # pragma: no cover
+    """Write a row's label and score and add it (``diff = x - mu_best``) to its block's statistics."""
     labels_out[i] = best
-    dist2[i] = best2
+    score = lse_scale * best2 + lse_const
+    lse[i] = score
+    if w != 0.0:
+        totals[blk, 0] += w * score
+        totals[blk, 1] += w
     if w != 0.0 and best >= 0:
         resp[blk, best] += w
         second[blk, best] += w * best2
@@ -208,8 +251,8 @@ def _store_bound(v):  # pragma: no cover - compiled
 
 @nb.njit(parallel=True, cache=True, nogil=True)
 def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, members, group_of,
-                      group_drift, gemm_unit, direct_limit, tile, n_blocks,
-                      labels_out, dist2, resp, first, second, evals):  # pragma: no cover
+                      group_drift, gemm_unit, direct_limit, tile, n_blocks, lse_scale, lse_const,
+                      labels_out, lse, resp, first, second, totals, evals):  # pragma: no cover
     """One exact Lloyd assignment with group bounds, and its statistics.
 
     Each point first computes the distance ``u`` to its own mean and lowers its
@@ -242,11 +285,15 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
          on the thread count).
     IN/OUT: lower (n, G) float32, per group a lower bound on the distance to
          the members other than the point's label.
-    OUT: labels_out (n,) int32; dist2 (n,) float64, squared distance to the
-         chosen mean; resp (n_blocks, C), first (n_blocks, C, D), second
-         (n_blocks, C): sum w, sum w (x - mu_c), sum w ||x - mu_c||^2 per
-         block (added to); evals (n_blocks,) distances computed (a product
-         row counts C).
+         lse_scale, lse_const: the row's score is ``lse_scale d2 +
+         lse_const`` for its squared distance d2 to the chosen mean (the
+         log-joint of the k-means model: -1/(2 sigma^2) and the log weight
+         and normaliser; 1 and 0 give d2).
+    OUT: labels_out (n,) int32; lse (n,) float64, the rows' scores;
+         resp (n_blocks, C), first (n_blocks, C, D), second (n_blocks, C):
+         sum w, sum w (x - mu_c), sum w ||x - mu_c||^2 per block (added to);
+         totals (n_blocks, 2): sum w score, sum w per block (added to);
+         evals (n_blocks,) distances computed (a product row counts C).
     """
     n, D = X.shape
     S, G = members.shape
@@ -319,8 +366,8 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                     # every other mean is provably farther: the label stays
                     for g in range(G):
                         lower[i, g] = _store_bound(bound[g])
-                    _finish_row(i, a, own2, weights[i], diff, blk, labels_out, dist2,
-                                resp, first, second)
+                    _finish_row(i, a, own2, weights[i], diff, blk, lse_scale, lse_const, labels_out, lse,
+                                resp, first, second, totals)
                     continue
                 if known and work <= direct_limit:
                     # the members of the failing groups, one dot product each
@@ -374,8 +421,8 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                             u = _store_bound(np.sqrt(own2))
                             if u < lower[i, group_of[a]]:
                                 lower[i, group_of[a]] = u
-                    _finish_row(i, best, best2, weights[i], diff, blk, labels_out, dist2,
-                                resp, first, second)
+                    _finish_row(i, best, best2, weights[i], diff, blk, lse_scale, lse_const, labels_out, lse,
+                                resp, first, second, totals)
                     continue
                 # scored by the product, with the tile (cast to its dtype;
                 # the squared norm from the row as it is)
@@ -431,8 +478,8 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                 near_t[g0, r] = m
                 best2 = _diff_sq(xr, means[best], diff) if best >= 0 else np.inf
                 count += 1
-                _finish_row(ii, best, best2, weights[ii], diff, blk, labels_out, dist2,
-                            resp, first, second)
+                _finish_row(ii, best, best2, weights[ii], diff, blk, lse_scale, lse_const, labels_out, lse,
+                            resp, first, second, totals)
             narrow = 2.0 * (top_xx + top2) < NARROW_LIMIT
             _tile_bounds(near_t, shift, filled, narrow, bound_t)
             for r in range(filled):
