@@ -289,8 +289,9 @@ def test_bounded_multiplies_float64_rows_in_float32_only_at_moderate_magnitudes(
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_yinyang_fit_equals_lloyd_and_sklearn(dtype):
-    X, _ = make_blobs(4000, 6, centers=30, cluster_std=1.5, random_state=1)
+@pytest.mark.parametrize("n_features", [6, 64])  # one group (Hamerly) / C/10 groups
+def test_yinyang_fit_equals_lloyd_and_sklearn(dtype, n_features):
+    X, _ = make_blobs(4000, n_features, centers=30, cluster_std=1.5, random_state=1)
     X = X.astype(dtype)
     init = X[np.random.default_rng(2).choice(4000, 30, replace=False)]
     w = np.random.default_rng(3).uniform(0.5, 2.0, 4000)
@@ -306,7 +307,9 @@ def test_yinyang_fit_equals_lloyd_and_sklearn(dtype):
     np.testing.assert_allclose(a.cluster_centers_, sk.cluster_centers_, rtol=rtol, atol=1e-5)
     np.testing.assert_allclose(a.inertia_, b.inertia_, rtol=rtol)
     np.testing.assert_allclose(a.free_energy_history_, b.free_energy_history_, rtol=1e-6)
-    assert_monotone(a.free_energy_history_)
+    # the final scoring pass sees the rows as given, the loop their centred
+    # copy, rounded to float32 (a relative 1e-7 apart at D = 64)
+    assert_monotone(a.free_energy_history_[:-1] if dtype == np.float32 else a.free_energy_history_)
     # the bounds pay: late iterations compute far fewer than N C distances
     evals = [r.n_evals for r in a.history_]
     assert evals[0] >= 4000 * 30 and min(evals[1:]) < 0.3 * 4000 * 30, evals
@@ -347,6 +350,9 @@ def test_group_count_follows_memory_budget_and_estimator_choice():
     est = Bounded(n_samples=10**9)
     assert est.n_groups(1000) == 1  # 4 bytes per group and point: one group only
     assert Bounded(n_samples=1000).n_groups(1000) == 100
+    # few features: one group (Hamerly's bound), whatever C
+    assert Bounded(n_samples=1000, n_features=16).n_groups(1000) == 1
+    assert Bounded(n_samples=1000, n_features=64).n_groups(1000) == 100
     X, _ = make_blobs(500, 3, centers=5, random_state=0)
     assert isinstance(KMeans(5)._estep(_memory(X)), Bounded)
     assert not isinstance(KMeans(5, algorithm="lloyd")._estep(_memory(X)), Bounded)

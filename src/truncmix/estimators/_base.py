@@ -199,7 +199,7 @@ class TruncatedMixtureMixin:
         # Lloyd's model ranks by distance alone: group bounds skip most of it
         if (data is not None and kept == 1 and cov_type == "isotropic" and not learned
                 and self._bounds_wanted(isinstance(data, MemoryData))):
-            return Bounded(data.n_samples)
+            return Bounded(data.n_samples, data.n_features)
         return Exhaustive(n_active, dense_stats=True)
 
     def _bounds_wanted(self, in_memory):

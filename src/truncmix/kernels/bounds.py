@@ -105,8 +105,9 @@ def _tile_scan(prod_t, norms2_t, filled, near, least, least2, pos):  # pragma: n
         least[r] = np.inf
         least2[r] = np.inf
         pos[r] = 0
-    # the group minima, one mean a step (one array written: vectorised)
-    for p in range(P):
+    # the group minima, one mean a step (one array written: vectorised); one
+    # group's is the least, copied below
+    for p in range(P if G > 1 else 0):
         ng = near[p % G]
         pr = prod_t[p]
         n2 = norms2_t[p]
@@ -154,6 +155,10 @@ def _tile_scan(prod_t, norms2_t, filled, near, least, least2, pos):  # pragma: n
             least2[r] = min(least2[r], max(least[r], v))
             pos[r] = pp if v < least[r] else pos[r]
             least[r] = min(least[r], v)
+    if G == 1:
+        ng = near[0]
+        for r in range(filled):
+            ng[r] = least[r]
 
 
 @nb.njit(inline="always")
