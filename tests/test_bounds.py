@@ -18,6 +18,7 @@ from truncmix._threads import single_threaded_blas
 from truncmix.estep.bounded import Bounded
 from truncmix.kernels import _reference as ref
 from truncmix.kernels.bounds import group_components, pass_tile, yinyang_pass_into
+from truncmix.stats import Outliers
 
 from .test_free_energy import assert_monotone
 
@@ -39,15 +40,33 @@ def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=N
     resp, first = np.zeros((blocks, C)), np.zeros((blocks, C, D))
     second, evals = np.zeros((blocks, C)), np.zeros(blocks, np.int64)
     totals = np.zeros((blocks, 2))
+    changed = np.zeros(blocks, np.int64)
+    lowest = np.empty((blocks, 8), np.int64)
+    previous = np.where(labels_in >= 0, labels_in, 0).astype(np.int32)
     with single_threaded_blas():
         yinyang_pass_into(
             X, w, means, means_m2(means, members, product), alive,
             labels_in, lower, members, group_of, drift,
             float(np.finfo(product).eps) / 2, max(1, C // 8) if direct_limit is None else direct_limit,
-            pass_tile(C), blocks, 1.0, 0.0, labels, dist2, resp, first, second, totals, evals,
+            pass_tile(C), blocks, 1.0, 0.0, previous, labels, dist2, resp, first, second, totals,
+            changed, lowest, evals,
         )
     # scores d2 (scale 1, no constant): their weighted sum and the weight
     np.testing.assert_allclose(totals.sum(0), [np.sum(w * dist2), np.sum(w)], rtol=1e-12)
+    # changed labels (weighted rows) and each block's 8 weighted rows of
+    # lowest score -d2 (largest distance; ties to the smaller row)
+    assert changed.sum() == np.sum((labels != previous) & (w != 0))
+    for b in range(blocks):
+        s, e = (n * b) // blocks, (n * (b + 1)) // blocks
+        rows = np.arange(s, e)[w[s:e] != 0]
+        want = rows[np.lexsort((rows, dist2[rows]))][:8]
+        got = lowest[b][lowest[b] >= 0]
+        np.testing.assert_array_equal(np.sort(got), np.sort(want))
+    # the chunk's worst-explained points, chosen among them, are the ones
+    # chosen over the whole chunk
+    among = Outliers.among(dist2, X, lowest[lowest >= 0], 5, 8)
+    whole = Outliers.from_chunk(dist2, w, X, 5, 8)
+    np.testing.assert_array_equal(among.rows, whole.rows)
     return labels, dist2, resp.sum(0), first.sum(0), second.sum(0), int(evals.sum())
 
 

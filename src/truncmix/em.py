@@ -76,7 +76,11 @@ def chunk_stats(chunk, estep, mixture, moments_of=None, *, update_state=True,
     cov = mixture.covariance if moments_of is None else moments_of
     res = estep.update(chunk.X, mixture, chunk.K, chunk.start, chunk.weights)
     n_changed = -1
-    if chunk.K is not None and res.K is not None:
+    if chunk.K is not None and res.K is not None and res.n_changed is not None:
+        n_changed = res.n_changed
+        if update_state:
+            chunk.K[...] = res.K
+    elif chunk.K is not None and res.K is not None:
         # zero-weight rows do not enter the M-step, so their moves don't count
         if chunk.K.shape[1] == 1:
             changed = chunk.K[:, 0] != res.K[:, 0]  # no reduction over one column
@@ -90,7 +94,7 @@ def chunk_stats(chunk, estep, mixture, moments_of=None, *, update_state=True,
         chunk.X, chunk.weights, res.K, res.q, res.lse, mixture.means, cov.moment, cov.shared,
         n_evals=res.n_evals, n_changed=n_changed, offset=chunk.start,
         outlier_capacity=outlier_capacity, extra=res.extra,
-        moments=_moments_for(res, cov.moment), totals=res.totals,
+        moments=_moments_for(res, cov.moment), totals=res.totals, lowest=res.lowest,
     )
     return stats, res
 

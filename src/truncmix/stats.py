@@ -55,6 +55,14 @@ class Outliers:
         valid = np.flatnonzero((lse <= cut) & (weights > 0))
         return cls.select(lse[valid], valid.astype(np.int64) + offset, X[valid], capacity)
 
+    @classmethod
+    def among(cls, lse, X, rows, offset, capacity):
+        """The worst points of one chunk, among ``rows`` (weighted rows that hold them)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if capacity <= 0 or rows.size == 0:
+            return cls(np.empty(0), np.empty(0, np.int64), np.empty((0, X.shape[1])), capacity)
+        return cls.select(lse[rows], rows + offset, X[rows], capacity)
+
     def __add__(self, other):
         return Outliers.select(
             np.concatenate([self.scores, other.scores]),
@@ -239,7 +247,7 @@ __all__ = ["SufficientStats", "Outliers", "accumulate_dense", "empty_second", "f
 
 
 def from_posterior(X, weights, K, q, lse, anchors, moment, shared, *, n_evals, n_changed,
-                   offset, outlier_capacity, extra=None, moments=None, totals=None):
+                   offset, outlier_capacity, extra=None, moments=None, totals=None, lowest=None):
     """Statistics of one chunk from its truncated posteriors.
 
     Parameters
@@ -267,6 +275,10 @@ def from_posterior(X, weights, K, q, lse, anchors, moment, shared, *, n_evals, n
         computed by the E-step; None accumulates them here.
     totals : tuple or None
         ``(sum w lse, sum w)``, already computed by the E-step; None sums them here.
+    lowest : tuple or None
+        ``(rows, k)`` from the E-step: rows holding the chunk's k weighted
+        rows of lowest (lse, row). With ``k >= outlier_capacity`` the outliers
+        are chosen among them (the same points as from the whole chunk).
 
     Returns
     -------
@@ -293,6 +305,8 @@ def from_posterior(X, weights, K, q, lse, anchors, moment, shared, *, n_evals, n
         n_samples=X.shape[0],
         n_evals=int(n_evals),
         n_changed=int(n_changed),
-        outliers=Outliers.from_chunk(lse, weights, X, offset, outlier_capacity),
+        outliers=(Outliers.among(lse, X, lowest[0], offset, outlier_capacity)
+                  if lowest is not None and lowest[1] >= outlier_capacity
+                  else Outliers.from_chunk(lse, weights, X, offset, outlier_capacity)),
         extra=extra,
     )

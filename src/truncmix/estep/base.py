@@ -35,6 +35,13 @@ class ChunkResult:
     totals : tuple or None
         ``(sum_n w_n lse_n, sum_n w_n)`` when the strategy summed them on its
         way (saves two passes over the chunk); None sums them from ``lse``.
+    n_changed : int or None
+        Rows of nonzero weight whose best component differs from ``K_prev``'s,
+        when the strategy counted them; None compares the sets.
+    lowest : tuple or None
+        ``(rows, k)``: rows that include the chunk's k weighted rows of lowest
+        ``(lse, row)``, when the strategy kept them; the worst-explained
+        points are then chosen among these instead of over the chunk.
     """
 
     K: np.ndarray | None
@@ -45,6 +52,8 @@ class ChunkResult:
     moments: tuple | None = None
     best: np.ndarray | None = None
     totals: tuple | None = None
+    n_changed: int | None = None
+    lowest: tuple | None = None
 
     @property
     def labels(self):

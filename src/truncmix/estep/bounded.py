@@ -39,6 +39,9 @@ BOUND_MEMORY = 256 * 2**20
 #: float64, at 100k x 32 (C = 100) and 100k x 64 (C = 1 000); 1 000 (the
 #: product for every failing point) 62.0 against 53.9 ms at C = 1 000
 DIRECT_COST = 16
+#: rows of lowest score each block of a pass keeps (the outliers the M-step
+#: may re-seed at are among them: the estimators keep at most 64)
+LOWEST_KEPT = 64
 #: the drift is inflated by this much so its rounding cannot loosen a bound
 DRIFT_INFLATE = 1.0 + 1e-12
 
@@ -193,7 +196,10 @@ class Bounded(Exhaustive):
         first = np.zeros((blocks, C, D))
         second = np.zeros((blocks, C))
         totals = np.zeros((blocks, 2))
+        changed = np.zeros(blocks, np.int64)
+        lowest = np.empty((blocks, LOWEST_KEPT), np.int64)
         evals = np.zeros(blocks, np.int64)
+        previous = labels_in if K_prev is None else np.ascontiguousarray(K_prev[:, 0], np.int32)
         # blocks run in parallel threads, each with single-threaded products
         with single_threaded_blas():
             yinyang_pass_into(
@@ -201,11 +207,14 @@ class Bounded(Exhaustive):
                 self._means_m2(means, product), np.ascontiguousarray(mixture.alive),
                 labels_in, lower, members, group_of, drift,
                 float(np.finfo(product).eps) / 2, max(1, C // DIRECT_COST), pass_tile(C), blocks,
-                lse_scale, lse_const, labels, lse, resp, first, second, totals, evals,
+                lse_scale, lse_const, previous, labels, lse, resp, first, second, totals,
+                changed, lowest, evals,
             )
         if not fresh:
             self._chunks[start] = (self._epoch, labels, lower)
         moments = (MOMENT_SCALAR, resp.sum(axis=0), first.sum(axis=0), second.sum(axis=0))
         # q is one per row: a read-only view, not n floats per pass
         return ChunkResult(labels[:, None], np.broadcast_to(1.0, (n, 1)), lse, int(evals.sum()),
-                           moments=moments, totals=tuple(totals.sum(axis=0)))
+                           moments=moments, totals=tuple(totals.sum(axis=0)),
+                           n_changed=None if K_prev is None else int(changed.sum()),
+                           lowest=(lowest[lowest >= 0], LOWEST_KEPT))

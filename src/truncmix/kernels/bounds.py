@@ -233,7 +233,10 @@ def _diff_sq(x, m, diff):  # pragma: no cover - compiled
 @nb.njit(inline="always")
 def _finish_row(i, best, best2, w, diff, blk, lse_scale, lse_const, labels_out, lse, resp, first,
                 second, totals):  # pragma: no cover
-    """Write a row's label and score and add it (``diff = x - mu_best``) to its block's statistics."""
+    """Write a row's label and score and add it (``diff = x - mu_best``) to its block's statistics.
+
+    Returns the score.
+    """
     labels_out[i] = best
     score = lse_scale * best2 + lse_const
     lse[i] = score
@@ -246,6 +249,42 @@ def _finish_row(i, best, best2, w, diff, blk, lse_scale, lse_const, labels_out, 
         fb = first[blk, best]
         for d in range(diff.shape[0]):
             fb[d] += w * diff[d]
+    return score
+
+
+@nb.njit
+def _keep_lowest(score, i, kept_v, kept_i):  # pragma: no cover - compiled
+    """Put row ``i`` in place of the largest (score, row) kept if it is lower; returns the new largest score.
+
+    Empty places hold +inf.
+    """
+    j = 0
+    for k in range(1, kept_v.shape[0]):
+        if kept_v[k] > kept_v[j] or (kept_v[k] == kept_v[j] and kept_i[k] > kept_i[j]):
+            j = k
+    if score < kept_v[j] or (score == kept_v[j] and i < kept_i[j]):
+        kept_v[j] = score
+        kept_i[j] = i
+    top = kept_v[0]
+    for k in range(1, kept_v.shape[0]):
+        top = max(top, kept_v[k])
+    return top
+
+
+@nb.njit(inline="always")
+def _tally(i, label, score, w, previous, kept_v, kept_i, threshold):  # pragma: no cover - compiled
+    """A weighted row's share of the block's counts: ``(1 if its label changed else 0, threshold)``.
+
+    The row joins the block's lowest scores when it is not above the largest
+    kept (``threshold``), which is returned updated. Rows are not finished in
+    index order (product rows wait for their tile), so ties go through
+    :func:`_keep_lowest`, which orders them by row.
+    """
+    if w == 0.0:
+        return 0, threshold
+    if score <= threshold:
+        threshold = _keep_lowest(score, i, kept_v, kept_i)
+    return (1 if label != previous[i] else 0), threshold
 
 
 @nb.njit(inline="always")
@@ -257,7 +296,8 @@ def _store_bound(v):  # pragma: no cover - compiled
 @nb.njit(parallel=True, cache=True, nogil=True)
 def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, members, group_of,
                       group_drift, gemm_unit, direct_limit, tile, n_blocks, lse_scale, lse_const,
-                      labels_out, lse, resp, first, second, totals, evals):  # pragma: no cover
+                      previous, labels_out, lse, resp, first, second, totals, changed, lowest,
+                      evals):  # pragma: no cover
     """One exact Lloyd assignment with group bounds, and its statistics.
 
     Each point first computes the distance ``u`` to its own mean and lowers its
@@ -293,11 +333,16 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
          lse_scale, lse_const: the row's score is ``lse_scale d2 +
          lse_const`` for its squared distance d2 to the chosen mean (the
          log-joint of the k-means model: -1/(2 sigma^2) and the log weight
-         and normaliser; 1 and 0 give d2).
+         and normaliser; 1 and 0 give d2); previous (n,) int32, the labels
+         the caller holds, for counting changes.
     OUT: labels_out (n,) int32; lse (n,) float64, the rows' scores;
          resp (n_blocks, C), first (n_blocks, C, D), second (n_blocks, C):
          sum w, sum w (x - mu_c), sum w ||x - mu_c||^2 per block (added to);
          totals (n_blocks, 2): sum w score, sum w per block (added to);
+         changed (n_blocks,) rows of nonzero weight whose label differs
+         from ``previous``; lowest (n_blocks, k) int64, each block's k
+         weighted rows of lowest (score, row), -1 where it has fewer (the
+         free energy's worst-explained points are among them);
          evals (n_blocks,) distances computed (a product row counts C).
     """
     n, D = X.shape
@@ -350,6 +395,10 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
         row_v = np.empty(P)
         filled = 0
         count = 0
+        n_changed = 0
+        kept_v = np.full(lowest.shape[1], np.inf)
+        kept_i = np.full(lowest.shape[1], -1, np.int64)
+        lowest_cut = np.inf  # the largest of the block's lowest scores kept
         for i in range(s, e + 1):
             if i < e:
                 x = X[i]
@@ -371,8 +420,11 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                     # every other mean is provably farther: the label stays
                     for g in range(G):
                         lower[i, g] = _store_bound(bound[g])
-                    _finish_row(i, a, own2, weights[i], diff, blk, lse_scale, lse_const, labels_out, lse,
-                                resp, first, second, totals)
+                    sc = _finish_row(i, a, own2, weights[i], diff, blk, lse_scale, lse_const,
+                                     labels_out, lse, resp, first, second, totals)
+                    moved, lowest_cut = _tally(i, a, sc, weights[i], previous, kept_v, kept_i,
+                                              lowest_cut)
+                    n_changed += moved
                     continue
                 if known and work <= direct_limit:
                     # the members of the failing groups, one dot product each
@@ -426,8 +478,11 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                             u = _store_bound(np.sqrt(own2))
                             if u < lower[i, group_of[a]]:
                                 lower[i, group_of[a]] = u
-                    _finish_row(i, best, best2, weights[i], diff, blk, lse_scale, lse_const, labels_out, lse,
-                                resp, first, second, totals)
+                    sc = _finish_row(i, best, best2, weights[i], diff, blk, lse_scale, lse_const,
+                                     labels_out, lse, resp, first, second, totals)
+                    moved, lowest_cut = _tally(i, best, sc, weights[i], previous, kept_v, kept_i,
+                                              lowest_cut)
+                    n_changed += moved
                     continue
                 # scored by the product, with the tile (cast to its dtype;
                 # the squared norm from the row as it is)
@@ -483,8 +538,11 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                 near_t[g0, r] = m
                 best2 = _diff_sq(xr, means[best], diff) if best >= 0 else np.inf
                 count += 1
-                _finish_row(ii, best, best2, weights[ii], diff, blk, lse_scale, lse_const, labels_out, lse,
-                            resp, first, second, totals)
+                sc = _finish_row(ii, best, best2, weights[ii], diff, blk, lse_scale, lse_const,
+                                 labels_out, lse, resp, first, second, totals)
+                moved, lowest_cut = _tally(ii, best, sc, weights[ii], previous, kept_v, kept_i,
+                                          lowest_cut)
+                n_changed += moved
             narrow = 2.0 * (top_xx + top2) < NARROW_LIMIT
             _tile_bounds(near_t, shift, filled, narrow, bound_t)
             for r in range(filled):
@@ -493,6 +551,9 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                     lower[ii, g] = bound_t[g, r]
             filled = 0
         evals[blk] = count
+        changed[blk] = n_changed
+        for k in range(kept_i.shape[0]):
+            lowest[blk, k] = kept_i[k]
 
 
 def group_components(means, alive, n_groups, seed=0, n_iter=5):
