@@ -235,7 +235,6 @@ def _finish_row(i, best, best2, w, diff, blk, lse_scale, lse_const, labels_out, 
                 second, totals):  # pragma: no cover
     """Write a row's label and score and add it (``diff = x - mu_best``) to its block's statistics.
 
-    Returns the score.
     """
     labels_out[i] = best
     score = lse_scale * best2 + lse_const
@@ -252,39 +251,65 @@ def _finish_row(i, best, best2, w, diff, blk, lse_scale, lse_const, labels_out, 
     return score
 
 
-@nb.njit
-def _keep_lowest(score, i, kept_v, kept_i):  # pragma: no cover - compiled
-    """Put row ``i`` in place of the largest (score, row) kept if it is lower; returns the new largest score.
+@nb.njit(inline="always")
+def _above(v1, i1, v2, i2):  # pragma: no cover - compiled
+    """``(v1, i1) > (v2, i2)``: by score, then by row."""
+    return v1 > v2 or (v1 == v2 and i1 > i2)
 
-    Empty places hold +inf.
+
+@nb.njit
+def _keep_lowest(heap_v, heap_i, size, v, i):  # pragma: no cover - compiled
+    """Offer row ``i`` (score ``v``) to a max-heap of the lowest (score, row); returns its size.
+
+    The heap holds at most ``heap_v.shape[0]`` entries with the largest on
+    top: a full heap takes a row only below its top, which it replaces.
     """
+    k = heap_v.shape[0]
+    if size < k:
+        j = size
+        heap_v[j] = v
+        heap_i[j] = i
+        while j > 0:
+            up = (j - 1) // 2
+            if not _above(heap_v[j], heap_i[j], heap_v[up], heap_i[up]):
+                break
+            heap_v[j], heap_v[up] = heap_v[up], heap_v[j]
+            heap_i[j], heap_i[up] = heap_i[up], heap_i[j]
+            j = up
+        return size + 1
+    if not _above(heap_v[0], heap_i[0], v, i):
+        return size
+    heap_v[0] = v
+    heap_i[0] = i
     j = 0
-    for k in range(1, kept_v.shape[0]):
-        if kept_v[k] > kept_v[j] or (kept_v[k] == kept_v[j] and kept_i[k] > kept_i[j]):
-            j = k
-    if score < kept_v[j] or (score == kept_v[j] and i < kept_i[j]):
-        kept_v[j] = score
-        kept_i[j] = i
-    top = kept_v[0]
-    for k in range(1, kept_v.shape[0]):
-        top = max(top, kept_v[k])
-    return top
+    while True:
+        big = j
+        for child in (2 * j + 1, 2 * j + 2):
+            if child < k and _above(heap_v[child], heap_i[child], heap_v[big], heap_i[big]):
+                big = child
+        if big == j:
+            return size
+        heap_v[j], heap_v[big] = heap_v[big], heap_v[j]
+        heap_i[j], heap_i[big] = heap_i[big], heap_i[j]
+        j = big
 
 
 @nb.njit(inline="always")
-def _tally(i, label, score, w, previous, kept_v, kept_i, threshold):  # pragma: no cover - compiled
-    """A weighted row's share of the block's counts: ``(1 if its label changed else 0, threshold)``.
+def _tally(i, label, score, w, previous, heap_v, heap_i, n_kept, cut):  # pragma: no cover - compiled
+    """A finished row's share of its block's counts: ``(changed, n_kept, cut)``.
 
-    The row joins the block's lowest scores when it is not above the largest
-    kept (``threshold``), which is returned updated. Rows are not finished in
-    index order (product rows wait for their tile), so ties go through
-    :func:`_keep_lowest`, which orders them by row.
+    ``changed`` is 1 for a weighted row whose label differs from
+    ``previous``; a weighted row not above ``cut`` (the top of the full heap
+    of lowest scores, else +inf) is offered to the heap (:func:`_keep_lowest`,
+    which orders ties by row whatever order rows are finished in).
     """
     if w == 0.0:
-        return 0, threshold
-    if score <= threshold:
-        threshold = _keep_lowest(score, i, kept_v, kept_i)
-    return (1 if label != previous[i] else 0), threshold
+        return 0, n_kept, cut
+    if score <= cut:
+        n_kept = _keep_lowest(heap_v, heap_i, n_kept, score, i)
+        if n_kept == heap_v.shape[0]:
+            cut = heap_v[0]
+    return (1 if label != previous[i] else 0), n_kept, cut
 
 
 @nb.njit(inline="always")
@@ -395,10 +420,12 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
         row_v = np.empty(P)
         filled = 0
         count = 0
+        # changed labels, and a max-heap of the block's k lowest (score, row)
         n_changed = 0
-        kept_v = np.full(lowest.shape[1], np.inf)
-        kept_i = np.full(lowest.shape[1], -1, np.int64)
-        lowest_cut = np.inf  # the largest of the block's lowest scores kept
+        heap_v = np.empty(lowest.shape[1])
+        heap_i = np.empty(lowest.shape[1], np.int64)
+        n_kept = 0
+        cut = np.inf
         for i in range(s, e + 1):
             if i < e:
                 x = X[i]
@@ -422,8 +449,8 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                         lower[i, g] = _store_bound(bound[g])
                     sc = _finish_row(i, a, own2, weights[i], diff, blk, lse_scale, lse_const,
                                      labels_out, lse, resp, first, second, totals)
-                    moved, lowest_cut = _tally(i, a, sc, weights[i], previous, kept_v, kept_i,
-                                              lowest_cut)
+                    moved, n_kept, cut = _tally(i, a, sc, weights[i], previous, heap_v, heap_i,
+                                                n_kept, cut)
                     n_changed += moved
                     continue
                 if known and work <= direct_limit:
@@ -480,8 +507,8 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                                 lower[i, group_of[a]] = u
                     sc = _finish_row(i, best, best2, weights[i], diff, blk, lse_scale, lse_const,
                                      labels_out, lse, resp, first, second, totals)
-                    moved, lowest_cut = _tally(i, best, sc, weights[i], previous, kept_v, kept_i,
-                                              lowest_cut)
+                    moved, n_kept, cut = _tally(i, best, sc, weights[i], previous, heap_v, heap_i,
+                                                n_kept, cut)
                     n_changed += moved
                     continue
                 # scored by the product, with the tile (cast to its dtype;
@@ -540,8 +567,8 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                 count += 1
                 sc = _finish_row(ii, best, best2, weights[ii], diff, blk, lse_scale, lse_const,
                                  labels_out, lse, resp, first, second, totals)
-                moved, lowest_cut = _tally(ii, best, sc, weights[ii], previous, kept_v, kept_i,
-                                          lowest_cut)
+                moved, n_kept, cut = _tally(ii, best, sc, weights[ii], previous, heap_v, heap_i,
+                                            n_kept, cut)
                 n_changed += moved
             narrow = 2.0 * (top_xx + top2) < NARROW_LIMIT
             _tile_bounds(near_t, shift, filled, narrow, bound_t)
@@ -552,8 +579,8 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
             filled = 0
         evals[blk] = count
         changed[blk] = n_changed
-        for k in range(kept_i.shape[0]):
-            lowest[blk, k] = kept_i[k]
+        for j in range(lowest.shape[1]):
+            lowest[blk, j] = heap_i[j] if j < n_kept else -1
 
 
 def group_components(means, alive, n_groups, seed=0, n_iter=5):
