@@ -13,6 +13,7 @@ float32 bound per point and group, chunk by chunk.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from .._constants import MOMENT_SCALAR
@@ -197,7 +198,10 @@ class Bounded(Exhaustive):
         second = np.zeros((blocks, C))
         totals = np.zeros((blocks, 2))
         changed = np.zeros(blocks, np.int64)
-        lowest = np.empty((blocks, LOWEST_KEPT), np.int64)
+        threads = numba.config.NUMBA_NUM_THREADS  # get_thread_id() stays below
+        lowest = np.full((threads, LOWEST_KEPT), -1, np.int64)
+        lowest_v = np.empty((threads, LOWEST_KEPT))
+        lowest_n = np.zeros(threads, np.int64)
         evals = np.zeros(blocks, np.int64)
         previous = labels_in if K_prev is None else np.ascontiguousarray(K_prev[:, 0], np.int32)
         # blocks run in parallel threads, each with single-threaded products
@@ -208,7 +212,7 @@ class Bounded(Exhaustive):
                 labels_in, lower, members, group_of, drift,
                 float(np.finfo(product).eps) / 2, max(1, C // DIRECT_COST), pass_tile(C), blocks,
                 lse_scale, lse_const, previous, labels, lse, resp, first, second, totals,
-                changed, lowest, evals,
+                changed, lowest, lowest_v, lowest_n, evals,
             )
         if not fresh:
             self._chunks[start] = (self._epoch, labels, lower)
