@@ -92,8 +92,7 @@ def _tile_scan(prod_t, norms2_t, filled, near, least, least2, pos):  # pragma: n
     ``near[g, r]`` the least ``v`` of group ``g``, ``least[r]`` and
     ``least2[r]`` the least and second least ``v`` over all means, ``pos[r]``
     the ``p`` of the least (the first on ties). Every inner loop runs along
-    the rows, so it is vectorised whatever G and S are (16 rows a step in
-    float32).
+    the rows, so it is vectorised whatever G and S are.
     """
     P = norms2_t.shape[0]
     G = near.shape[0]
@@ -232,9 +231,11 @@ def _diff_sq(x, m, diff):  # pragma: no cover - compiled
 
 @nb.njit(inline="always")
 def _finish_row(i, best, best2, w, diff, blk, lse_scale, lse_const, labels_out, lse, resp, first,
-                second, totals):  # pragma: no cover
+                second, totals, first_done=False):  # pragma: no cover
     """Write a row's label and score and add it (``diff = x - mu_best``) to its block's statistics.
 
+    ``first_done``: its first moment is already added (see :func:`_sq_dist_adding`).
+    Returns the score.
     """
     labels_out[i] = best
     score = lse_scale * best2 + lse_const
@@ -245,10 +246,22 @@ def _finish_row(i, best, best2, w, diff, blk, lse_scale, lse_const, labels_out, 
     if w != 0.0 and best >= 0:
         resp[blk, best] += w
         second[blk, best] += w * best2
-        fb = first[blk, best]
-        for d in range(diff.shape[0]):
-            fb[d] += w * diff[d]
+        if not first_done:
+            fb = first[blk, best]
+            for d in range(diff.shape[0]):
+                fb[d] += w * diff[d]
     return score
+
+
+@nb.njit(fastmath=True)
+def _sq_dist_adding(x, m, w, fb):  # pragma: no cover - compiled
+    """``||x - m||^2`` in float64, unexpanded, adding ``w (x - m)`` to ``fb`` on the way (vectorised)."""
+    s = 0.0
+    for d in range(x.shape[0]):
+        t = np.float64(x[d]) - m[d]
+        fb[d] += w * t
+        s += t * t
+    return s
 
 
 @nb.njit(inline="always")
@@ -570,10 +583,17 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                         if flat[p] != best:
                             m = min(m, np.float64(norms2_t[p] + prod_t[p, r]))
                 near_t[g0, r] = m
-                best2 = _diff_sq(xr, means[best], diff) if best >= 0 else np.inf
                 count += 1
-                sc = _finish_row(ii, best, best2, weights[ii], diff, blk, lse_scale, lse_const,
-                                 labels_out, lse, resp, first, second, totals)
+                wi = weights[ii]
+                if best >= 0 and wi != 0.0:
+                    # distance and first moment in one sweep of the row
+                    best2 = _sq_dist_adding(xr, means[best], wi, first[blk, best])
+                    sc = _finish_row(ii, best, best2, wi, diff, blk, lse_scale, lse_const,
+                                     labels_out, lse, resp, first, second, totals, True)
+                else:
+                    best2 = _sq_dist(xr, means[best]) if best >= 0 else np.inf
+                    sc = _finish_row(ii, best, best2, wi, diff, blk, lse_scale, lse_const,
+                                     labels_out, lse, resp, first, second, totals, True)
                 moved, n_kept, cut = _tally(ii, best, sc, weights[ii], previous, heap_v, heap_i,
                                             n_kept, cut)
                 n_changed += moved
