@@ -30,9 +30,17 @@ pytestmark = pytest.mark.filterwarnings(
 
 
 def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=None, blocks=3,
-             product=None):
-    """One kernel pass; ``product`` is the products' dtype (X's by default)."""
+             product=None, own2_in=None, step=None):
+    """One kernel pass; ``product`` is the products' dtype (X's by default).
+
+    ``own2_in`` (the last pass's squared distances, ``out[1]``) and ``step``
+    (each mean's move since) let one-group passes send points to the product
+    without their distance; by default no point is sent that way.
+    """
     product = X.dtype if product is None else np.dtype(product)
+    own2_in = np.zeros(X.shape[0], np.float32) if own2_in is None else own2_in.astype(np.float32)
+    step = np.zeros(means.shape[0]) if step is None else step
+    own2 = np.empty(X.shape[0], np.float32)
     members, group_of = groups
     n, D = X.shape
     C = means.shape[0]
@@ -49,9 +57,9 @@ def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=N
     with single_threaded_blas():
         yinyang_pass_into(
             X, w, means, means_m2(means, members, product), alive,
-            labels_in, lower, members, group_of, drift,
+            labels_in, lower, members, group_of, drift, step, own2_in,
             float(np.finfo(product).eps) / 2, max(1, C // 8) if direct_limit is None else direct_limit,
-            pass_tile(C), blocks, 1.0, 0.0, previous, labels, dist2, resp, first, second, totals,
+            pass_tile(C), blocks, 1.0, 0.0, own2, previous, labels, dist2, resp, first, second, totals,
             changed, lowest, lowest_v, lowest_n, evals,
         )
     # scores d2 (scale 1, no constant): their weighted sum and the weight
@@ -59,6 +67,7 @@ def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=N
     # changed labels (weighted rows); the threads' heaps of 8 weighted rows of
     # lowest score (here d2; ties to the smaller row) hold the pass's 8 lowest
     assert changed.sum() == np.sum((labels != previous) & (w != 0))
+    np.testing.assert_allclose(own2, dist2, rtol=1e-6, atol=np.finfo(np.float32).tiny)
     kept = lowest[lowest >= 0]
     assert kept.size == np.minimum(lowest_n, 8).sum() and np.all(w[kept] != 0)
     rows = np.flatnonzero(w != 0)
@@ -145,7 +154,8 @@ def test_kernel_equals_exact_lloyd_over_passes(dtype, product, C, n_groups):
         drift_c = np.sqrt(((new - means) ** 2).sum(1)) * (1 + 1e-12)
         drift = np.array([drift_c[groups[1] == g].max(initial=0.0) for g in range(n_groups)])
         means = new
-        out = run_pass(X, w, means, alive, labels, lower, groups, drift, product=product)
+        out = run_pass(X, w, means, alive, labels, lower, groups, drift, product=product,
+                       own2_in=out[1], step=drift_c)
         labels = check_against_twin(X, w, means, alive, out, groups, False)
         check_bounds(X, means, alive, labels, lower, groups, tight=False)
 
@@ -235,8 +245,10 @@ def test_kernel_is_exact_lloyd_under_random_moves(seed, C, G, scale, dtypes):
     labels = np.full(n, -1, np.int32)
     lower = np.empty((n, G), np.float32)
     for _ in range(4):
+        first = labels[0] < 0
         out = run_pass(X, np.ones(n), means, alive, labels, lower, groups,
-                       drift if labels[0] >= 0 else np.zeros(G), product=dtypes[1])
+                       np.zeros(G) if first else drift, product=dtypes[1],
+                       own2_in=None if first else out[1], step=None if first else drift_c)
         labels = check_against_twin(X, np.ones(n), means, alive, out, groups, False)
         check_bounds(X, means, alive, labels, lower, groups, tight=False)
         new = means + rng.normal(scale=scale, size=means.shape) * (rng.uniform(size=(C, 1)) < 0.5)

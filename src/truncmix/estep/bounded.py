@@ -86,6 +86,7 @@ class Bounded(Exhaustive):
         self._epoch = 0
         self._chunks = {}  # start -> (epoch, labels when bounds were made, bounds)
         self._drift = None
+        self._step = None
         self._groups = None
         self._magnitudes = {}  # (start, rows) -> largest |value| of a float64 chunk
 
@@ -116,11 +117,12 @@ class Bounded(Exhaustive):
         previous, self._mixture = self._mixture, mixture
         self._epoch += 1
         if self._groups is None or previous is None or not bounded_applies(mixture):
-            self._drift = None
+            self._drift = self._step = None
             return
         step = np.sqrt(np.einsum("cd,cd->c", mixture.means - previous.means,
                                  mixture.means - previous.means))
         step = np.where(mixture.alive, step * DRIFT_INFLATE, 0.0)
+        self._step = step
         members, _ = self._groups
         padded = np.where(members >= 0, step[np.maximum(members, 0)], 0.0)
         self._drift = padded.max(axis=0)
@@ -172,14 +174,17 @@ class Bounded(Exhaustive):
         kept = None if fresh else self._chunks.get(start)
         if kept is not None and kept[1].shape[0] == n and kept[0] == self._epoch - 1 \
                 and self._drift is not None:
-            labels_in, lower, drift = kept[1], kept[2], self._drift
+            labels_in, lower, own2_in = kept[1], kept[2], kept[3]
+            drift, step = self._drift, self._step
         elif kept is not None and kept[1].shape[0] == n and kept[0] == self._epoch:
-            labels_in, lower, drift = kept[1], kept[2], np.zeros(G)
+            labels_in, lower, own2_in = kept[1], kept[2], kept[3]
+            drift, step = np.zeros(G), np.zeros(C)
         else:
             # no valid bounds: every point searches every group once
             labels_in = np.full(n, -1, np.int32)
             lower = np.empty((n, G), np.float32)
-            drift = np.zeros(G)
+            own2_in = np.empty(0, np.float32)  # read only for known labels
+            drift, step = np.zeros(G), np.zeros(C)
         weights = np.ones(n) if weights is None else np.ascontiguousarray(weights, np.float64)
         means = np.ascontiguousarray(mixture.means, dtype=np.float64)
         product = self._product_dtype(X, means, start)
@@ -192,6 +197,7 @@ class Bounded(Exhaustive):
         lse_scale = -0.5 / float(cov.variance)
         lse_const = float(mixture.log_weights[alive] + cov.log_norm()[alive])
         labels = np.empty(n, np.int32)
+        own2 = np.empty(n, np.float32)
         lse = np.empty(n)
         resp = np.zeros((blocks, C))
         first = np.zeros((blocks, C, D))
@@ -209,13 +215,13 @@ class Bounded(Exhaustive):
             yinyang_pass_into(
                 np.ascontiguousarray(X), weights, means,
                 self._means_m2(means, product), np.ascontiguousarray(mixture.alive),
-                labels_in, lower, members, group_of, drift,
+                labels_in, lower, members, group_of, drift, step, own2_in,
                 float(np.finfo(product).eps) / 2, max(1, C // DIRECT_COST), pass_tile(C), blocks,
-                lse_scale, lse_const, previous, labels, lse, resp, first, second, totals,
+                lse_scale, lse_const, own2, previous, labels, lse, resp, first, second, totals,
                 changed, lowest, lowest_v, lowest_n, evals,
             )
         if not fresh:
-            self._chunks[start] = (self._epoch, labels, lower)
+            self._chunks[start] = (self._epoch, labels, lower, own2)
         moments = (MOMENT_SCALAR, resp.sum(axis=0), first.sum(axis=0), second.sum(axis=0))
         # q is one per row: a read-only view, not n floats per pass
         return ChunkResult(labels[:, None], np.broadcast_to(1.0, (n, 1)), lse, int(evals.sum()),

@@ -230,14 +230,15 @@ def _diff_sq(x, m, diff):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _finish_row(i, best, best2, w, diff, blk, lse_scale, lse_const, labels_out, lse, resp, first,
-                second, totals, first_done=False):  # pragma: no cover
+def _finish_row(i, best, best2, w, diff, blk, lse_scale, lse_const, own2_out, labels_out, lse, resp,
+                first, second, totals, first_done=False):  # pragma: no cover
     """Write a row's label and score and add it (``diff = x - mu_best``) to its block's statistics.
 
     ``first_done``: its first moment is already added (see :func:`_sq_dist_adding`).
     Returns the score.
     """
     labels_out[i] = best
+    own2_out[i] = best2
     score = lse_scale * best2 + lse_const
     lse[i] = score
     if w != 0.0:
@@ -333,7 +334,8 @@ def _store_bound(v):  # pragma: no cover - compiled
 
 @nb.njit(parallel=True, cache=True, nogil=True)
 def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, members, group_of,
-                      group_drift, gemm_unit, direct_limit, tile, n_blocks, lse_scale, lse_const,
+                      group_drift, step, own2_in, gemm_unit, direct_limit, tile, n_blocks,
+                      lse_scale, lse_const, own2_out,
                       previous, labels_out, lse, resp, first, second, totals, changed, lowest,
                       lowest_v, lowest_n,
                       evals):  # pragma: no cover
@@ -360,7 +362,12 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
          float32 for float64 rows and means within :data:`FLOAT32_PRODUCTS`
          (the rounding bounds cover the casts; the labels stay exact);
          group_drift (G,) float64: how far the group's members moved at most
-         since the bounds were made (0 when they are fresh);
+         since the bounds were made (0 when they are fresh); step (C,)
+         float64: how far each mean moved since then; own2_in (n,) float32:
+         each point's squared distance to its label then (with one group, a
+         point whose bound fails even against that distance less its mean's
+         step goes to the product without its distance being computed: the
+         product is exact whatever sends a point to it);
          gemm_unit: unit roundoff of the products' dtype;
          direct_limit: most members a point scores by dot products
          before it is scored by the product instead;
@@ -374,7 +381,9 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
          log-joint of the k-means model: -1/(2 sigma^2) and the log weight
          and normaliser; 1 and 0 give d2); previous (n,) int32, the labels
          the caller holds, for counting changes.
-    OUT: labels_out (n,) int32; lse (n,) float64, the rows' scores;
+    OUT: own2_out (n,) float32, squared distance to the chosen mean (for
+         the next pass's own2_in); labels_out (n,) int32; lse (n,) float64,
+         the rows' scores;
          resp (n_blocks, C), first (n_blocks, C, D), second (n_blocks, C):
          sum w, sum w (x - mu_c), sum w ||x - mu_c||^2 per block (added to);
          totals (n_blocks, 2): sum w score, sum w per block (added to);
@@ -454,6 +463,13 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                 own2 = np.inf
                 n_fail = 0
                 work = 0
+                if known and G == 1:
+                    # its last distance less its mean's step is a lower bound
+                    # on the distance now: a bound failing against it fails
+                    t = np.float64(lower[i, 0]) - group_drift[0] + step[a]
+                    if t <= 0.0 or t * t <= own2_in[i]:
+                        known = False
+                        a = -1
                 if known:
                     own2 = _diff_sq(x, means[a], diff)
                     count += 1
@@ -467,7 +483,7 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                     # every other mean is provably farther: the label stays
                     for g in range(G):
                         lower[i, g] = _store_bound(bound[g])
-                    sc = _finish_row(i, a, own2, weights[i], diff, blk, lse_scale, lse_const,
+                    sc = _finish_row(i, a, own2, weights[i], diff, blk, lse_scale, lse_const, own2_out,
                                      labels_out, lse, resp, first, second, totals)
                     moved, n_kept, cut = _tally(i, a, sc, weights[i], previous, heap_v, heap_i,
                                                 n_kept, cut)
@@ -525,7 +541,7 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                             u = _store_bound(np.sqrt(own2))
                             if u < lower[i, group_of[a]]:
                                 lower[i, group_of[a]] = u
-                    sc = _finish_row(i, best, best2, weights[i], diff, blk, lse_scale, lse_const,
+                    sc = _finish_row(i, best, best2, weights[i], diff, blk, lse_scale, lse_const, own2_out,
                                      labels_out, lse, resp, first, second, totals)
                     moved, n_kept, cut = _tally(i, best, sc, weights[i], previous, heap_v, heap_i,
                                                 n_kept, cut)
@@ -588,11 +604,11 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                 if best >= 0 and wi != 0.0:
                     # distance and first moment in one sweep of the row
                     best2 = _sq_dist_adding(xr, means[best], wi, first[blk, best])
-                    sc = _finish_row(ii, best, best2, wi, diff, blk, lse_scale, lse_const,
+                    sc = _finish_row(ii, best, best2, wi, diff, blk, lse_scale, lse_const, own2_out,
                                      labels_out, lse, resp, first, second, totals, True)
                 else:
                     best2 = _sq_dist(xr, means[best]) if best >= 0 else np.inf
-                    sc = _finish_row(ii, best, best2, wi, diff, blk, lse_scale, lse_const,
+                    sc = _finish_row(ii, best, best2, wi, diff, blk, lse_scale, lse_const, own2_out,
                                      labels_out, lse, resp, first, second, totals, True)
                 moved, n_kept, cut = _tally(ii, best, sc, weights[ii], previous, heap_v, heap_i,
                                             n_kept, cut)
