@@ -573,7 +573,7 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                     # group's own (and takes no serial scan of the group)
                     p0 = pos[r]
                     best = flat[p0]
-                    g0 = p0 % G
+                    g0 = group_of[best] if best >= 0 else 0  # p0's group, without a division
                     m = np.float64(least2[r])
                 else:
                     # the exact best is among the means within the rounding
