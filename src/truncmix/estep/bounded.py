@@ -128,7 +128,10 @@ class Bounded(Exhaustive):
         self._drift = padded.max(axis=0)
 
     def _means_m2(self, means, dtype):
-        """``-2`` times the means (exact), as product rows in member-major order (zeros for padding)."""
+        """``-2`` times the means (exact), as product rows in member-major order.
+
+        Zero rows pad the groups.
+        """
         members = self._groups[0].ravel()
         out = np.zeros((members.shape[0], means.shape[1]), dtype)
         real = members >= 0

@@ -256,7 +256,7 @@ def _finish_row(i, best, best2, w, diff, blk, lse_scale, lse_const, own2_out, la
 
 @nb.njit(fastmath=True)
 def _sq_dist_adding(x, m, w, fb):  # pragma: no cover - compiled
-    """``||x - m||^2`` in float64, unexpanded, adding ``w (x - m)`` to ``fb`` on the way (vectorised)."""
+    """``||x - m||^2`` in float64, unexpanded, adding ``w (x - m)`` to ``fb`` on the way."""
     s = 0.0
     for d in range(x.shape[0]):
         t = np.float64(x[d]) - m[d]
@@ -309,7 +309,7 @@ def _keep_lowest(heap_v, heap_i, size, v, i):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _tally(i, label, score, w, previous, heap_v, heap_i, n_kept, cut):  # pragma: no cover - compiled
+def _tally(i, label, score, w, previous, heap_v, heap_i, n_kept, cut):  # pragma: no cover
     """A finished row's share of its block's counts: ``(changed, n_kept, cut)``.
 
     ``changed`` is 1 for a weighted row whose label differs from
@@ -483,8 +483,8 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                     # every other mean is provably farther: the label stays
                     for g in range(G):
                         lower[i, g] = _store_bound(bound[g])
-                    sc = _finish_row(i, a, own2, weights[i], diff, blk, lse_scale, lse_const, own2_out,
-                                     labels_out, lse, resp, first, second, totals)
+                    sc = _finish_row(i, a, own2, weights[i], diff, blk, lse_scale, lse_const,
+                                     own2_out, labels_out, lse, resp, first, second, totals)
                     moved, n_kept, cut = _tally(i, a, sc, weights[i], previous, heap_v, heap_i,
                                                 n_kept, cut)
                     n_changed += moved
@@ -541,8 +541,8 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                             u = _store_bound(np.sqrt(own2))
                             if u < lower[i, group_of[a]]:
                                 lower[i, group_of[a]] = u
-                    sc = _finish_row(i, best, best2, weights[i], diff, blk, lse_scale, lse_const, own2_out,
-                                     labels_out, lse, resp, first, second, totals)
+                    sc = _finish_row(i, best, best2, weights[i], diff, blk, lse_scale, lse_const,
+                                     own2_out, labels_out, lse, resp, first, second, totals)
                     moved, n_kept, cut = _tally(i, best, sc, weights[i], previous, heap_v, heap_i,
                                                 n_kept, cut)
                     n_changed += moved
@@ -604,12 +604,10 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                 if best >= 0 and wi != 0.0:
                     # distance and first moment in one sweep of the row
                     best2 = _sq_dist_adding(xr, means[best], wi, first[blk, best])
-                    sc = _finish_row(ii, best, best2, wi, diff, blk, lse_scale, lse_const, own2_out,
-                                     labels_out, lse, resp, first, second, totals, True)
                 else:
                     best2 = _sq_dist(xr, means[best]) if best >= 0 else np.inf
-                    sc = _finish_row(ii, best, best2, wi, diff, blk, lse_scale, lse_const, own2_out,
-                                     labels_out, lse, resp, first, second, totals, True)
+                sc = _finish_row(ii, best, best2, wi, diff, blk, lse_scale, lse_const, own2_out,
+                                 labels_out, lse, resp, first, second, totals, True)
                 moved, n_kept, cut = _tally(ii, best, sc, weights[ii], previous, heap_v, heap_i,
                                             n_kept, cut)
                 n_changed += moved
