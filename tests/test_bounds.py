@@ -311,6 +311,19 @@ def test_float32_products_keep_bounds_valid_at_extreme_scales(scale):
         check_bounds(X, means, alive, labels, lower, groups, tight=False)
 
 
+def test_float64_data_far_from_the_origin_scores_its_final_pass_exactly():
+    # the loop sees the centred rows (small: float32 products), the final
+    # pass the rows as given, around 1e20 (float64 products): both exact
+    X, _ = make_blobs(3000, 4, centers=8, cluster_std=1.0, random_state=0)
+    X = X * 1e6 + 1e20
+    init = X[np.random.default_rng(0).choice(3000, 8, replace=False)]
+    a = KMeans(8, init=init, max_iter=20, tol=0, algorithm="yinyang").fit(X)
+    b = KMeans(8, init=init, max_iter=20, tol=0, algorithm="lloyd").fit(X)
+    exact = ((X[:, None, :] - a.cluster_centers_[None]) ** 2).sum(-1).argmin(1)
+    np.testing.assert_array_equal(a.labels_, exact)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+
+
 def test_bounded_multiplies_float64_rows_in_float32_only_at_moderate_magnitudes():
     means = np.zeros((3, 2))
     b = Bounded(10)

@@ -8,7 +8,8 @@ unexpanded float64 distances) at a fraction of its cost once the means move
 little; see :mod:`truncmix.kernels.bounds`.
 
 Its state, kept between passes by the strategy itself (in memory), is one
-float32 bound per point and group, chunk by chunk.
+float32 bound per point and group (one group below 64 features) and each
+point's last squared distance (float32), chunk by chunk.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ BOUND_MEMORY = 256 * 2**20
 #: float64, at 100k x 32 (C = 100) and 100k x 64 (C = 1 000); 1 000 (the
 #: product for every failing point) 62.0 against 53.9 ms at C = 1 000
 DIRECT_COST = 16
-#: rows of lowest score each block of a pass keeps (the outliers the M-step
+#: rows of lowest score each thread of a pass keeps (the outliers the M-step
 #: may re-seed at are among them: the estimators keep at most 64)
 LOWEST_KEPT = 64
 #: the drift is inflated by this much so its rounding cannot loosen a bound
@@ -84,11 +85,13 @@ class Bounded(Exhaustive):
     def _reset(self, mixture):
         self._mixture = mixture
         self._epoch = 0
-        self._chunks = {}  # start -> (epoch, labels when bounds were made, bounds)
+        # start -> (epoch, labels when the bounds were made, bounds, squared
+        # distances to those labels)
+        self._chunks = {}
         self._drift = None
         self._step = None
         self._groups = None
-        self._magnitudes = {}  # (start, rows) -> largest |value| of a float64 chunk
+        self._magnitudes = {}  # (start, rows, address) -> largest |value| of a float64 chunk
 
     def n_groups(self, n_components):
         """G: about C/10, fewer when the bounds would exceed :data:`BOUND_MEMORY`.
@@ -142,15 +145,17 @@ class Bounded(Exhaustive):
     def _product_dtype(self, X, means, start):
         """float32 for float32 rows, and for float64 rows and means of moderate magnitude.
 
-        The magnitude of a chunk is found once per fit (its rows do not change
-        between passes); see :data:`~truncmix.kernels.bounds.FLOAT32_PRODUCTS`.
+        The magnitude of a chunk is found once per fit and memory block (its
+        rows do not change between passes; the final pass may see the rows
+        in other coordinates, another block); see
+        :data:`~truncmix.kernels.bounds.FLOAT32_PRODUCTS`.
         """
         from .._validation import column_extremes
         from ..kernels.bounds import FLOAT32_PRODUCTS
 
         if X.dtype == np.float32:
             return X.dtype
-        key = (start, X.shape[0])
+        key = (start, X.shape[0], X.__array_interface__["data"][0])
         if key not in self._magnitudes:
             lo, hi = column_extremes(X)
             self._magnitudes[key] = float(max(np.max(-lo, initial=0.0), np.max(hi, initial=0.0)))
