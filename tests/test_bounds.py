@@ -88,6 +88,21 @@ def means_m2(means, members, dtype):
     return -2 * out
 
 
+def lloyd_step(means, out):
+    """Lloyd's M-step from a pass's statistics (``out`` of :func:`run_pass`)."""
+    new = means.copy()
+    filled = out[2] > 0
+    new[filled] += out[3][filled] / out[2][filled, None]
+    return new
+
+
+def drifts(old, new, groups):
+    """Each mean's move (inflated as Bounded inflates it) and its group's largest."""
+    step = np.sqrt(((new - old) ** 2).sum(1)) * (1 + 1e-12)
+    G = groups[0].shape[1]
+    return step, np.array([step[groups[1] == g].max(initial=0.0) for g in range(G)])
+
+
 def check_against_twin(X, w, means, alive, out, groups, fresh):
     labels, dist2, resp, first, second, _ = out
     r_labels, r_dist2, r_resp, r_first, r_second = ref.lloyd_pass(X, w, means, alive)
@@ -146,13 +161,10 @@ def test_kernel_equals_exact_lloyd_over_passes(dtype, product, C, n_groups):
     assert out[5] >= n * C  # the first pass scores every mean
     for step in range(6):
         # Lloyd's M-step, then some means jump (as relocated ones do)
-        new = means.copy()
-        filled = out[2] > 0
-        new[filled] += out[3][filled] / out[2][filled, None]
+        new = lloyd_step(means, out)
         if step == 2:
             new[0] += 5.0
-        drift_c = np.sqrt(((new - means) ** 2).sum(1)) * (1 + 1e-12)
-        drift = np.array([drift_c[groups[1] == g].max(initial=0.0) for g in range(n_groups)])
+        drift_c, drift = drifts(means, new, groups)
         means = new
         out = run_pass(X, w, means, alive, labels, lower, groups, drift, product=product,
                        own2_in=out[1], step=drift_c)
@@ -224,8 +236,7 @@ def test_dead_components_are_never_chosen_and_direct_search_agrees():
         labels = check_against_twin(X, np.ones(500), means, alive, out, groups, True)
         assert not np.isin(labels, [0, 7, 8, 29]).any()
         moved = means + rng.normal(scale=0.05, size=means.shape)
-        drift_c = np.sqrt(((moved - means) ** 2).sum(1)) * (1 + 1e-12)
-        drift = np.array([drift_c[groups[1] == g].max(initial=0.0) for g in range(G)])
+        _, drift = drifts(means, moved, groups)
         out = run_pass(X, np.ones(500), moved, alive, labels, lower, groups, drift, limit)
         labels = check_against_twin(X, np.ones(500), moved, alive, out, groups, False)
         check_bounds(X, moved, alive, labels, lower, groups, tight=False)
@@ -252,8 +263,7 @@ def test_kernel_is_exact_lloyd_under_random_moves(seed, C, G, scale, dtypes):
         labels = check_against_twin(X, np.ones(n), means, alive, out, groups, False)
         check_bounds(X, means, alive, labels, lower, groups, tight=False)
         new = means + rng.normal(scale=scale, size=means.shape) * (rng.uniform(size=(C, 1)) < 0.5)
-        drift_c = np.sqrt(((new - means) ** 2).sum(1)) * (1 + 1e-12)
-        drift = np.array([drift_c[groups[1] == g].max(initial=0.0) for g in range(G)])
+        drift_c, drift = drifts(means, new, groups)
         means = new
 
 
@@ -299,11 +309,8 @@ def test_float32_products_keep_bounds_valid_at_extreme_scales(scale):
     for step in range(3):
         drift = np.zeros(G)
         if step:
-            new = means.copy()
-            filled = out[2] > 0
-            new[filled] += out[3][filled] / out[2][filled, None]
-            drift_c = np.sqrt(((new - means) ** 2).sum(1)) * (1 + 1e-12)
-            drift = np.array([drift_c[groups[1] == g].max(initial=0.0) for g in range(G)])
+            new = lloyd_step(means, out)
+            _, drift = drifts(means, new, groups)
             means = new
         out = run_pass(X, np.ones(500), means, alive, labels, lower, groups, drift,
                        product=np.float32)

@@ -76,18 +76,17 @@ def chunk_stats(chunk, estep, mixture, moments_of=None, *, update_state=True,
     cov = mixture.covariance if moments_of is None else moments_of
     res = estep.update(chunk.X, mixture, chunk.K, chunk.start, chunk.weights)
     n_changed = -1
-    if chunk.K is not None and res.K is not None and res.n_changed is not None:
-        n_changed = res.n_changed
-        if update_state:
-            chunk.K[...] = res.K
-    elif chunk.K is not None and res.K is not None:
-        # zero-weight rows do not enter the M-step, so their moves don't count
-        if chunk.K.shape[1] == 1:
-            changed = chunk.K[:, 0] != res.K[:, 0]  # no reduction over one column
+    if chunk.K is not None and res.K is not None:
+        if res.n_changed is not None:
+            n_changed = res.n_changed  # counted by the E-step on its way
         else:
-            changed = np.any(chunk.K != res.K, axis=1)
-        changed &= chunk.weights > 0
-        n_changed = int(changed.sum())
+            # zero-weight rows do not enter the M-step, so their moves don't count
+            if chunk.K.shape[1] == 1:
+                changed = chunk.K[:, 0] != res.K[:, 0]  # no reduction over one column
+            else:
+                changed = np.any(chunk.K != res.K, axis=1)
+            changed &= chunk.weights > 0
+            n_changed = int(changed.sum())
         if update_state:
             chunk.K[...] = res.K
     stats = from_posterior(
