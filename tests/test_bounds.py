@@ -30,13 +30,18 @@ pytestmark = pytest.mark.filterwarnings(
 
 
 def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=None, blocks=3,
-             product=None, own2_in=None, step=None):
+             product=None, own2_in=None, step=None, movers=None):
     """One kernel pass; ``product`` is the products' dtype (X's by default).
 
     ``own2_in`` (the last pass's squared distances, ``out[1]``) and ``step``
     (each mean's move since) let one-group passes send points to the product
-    without their distance; by default no point is sent that way.
+    without their distance; by default no point is sent that way. ``movers``:
+    the means a one-group pass checks exactly (their move left out of
+    ``drift``). ``w`` None: unit weights, given to the kernel as no array.
     """
+    unit = w is None
+    w = np.ones(X.shape[0]) if unit else w
+    movers = np.empty(0, np.int64) if movers is None else np.asarray(movers, np.int64)
     product = X.dtype if product is None else np.dtype(product)
     own2_in = np.zeros(X.shape[0], np.float32) if own2_in is None else own2_in.astype(np.float32)
     step = np.zeros(means.shape[0]) if step is None else step
@@ -56,8 +61,8 @@ def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=N
     previous = np.where(labels_in >= 0, labels_in, 0).astype(np.int32)
     with single_threaded_blas():
         yinyang_pass_into(
-            X, w, means, means_m2(means, members, product), alive,
-            labels_in, lower, members, group_of, drift, step, own2_in,
+            X, np.empty(0) if unit else w, means, means_m2(means, members, product), alive,
+            labels_in, lower, members, group_of, drift, movers, step, own2_in,
             float(np.finfo(product).eps) / 2, max(1, C // 8) if direct_limit is None else direct_limit,
             pass_tile(C), blocks, 1.0, 0.0, own2, previous, labels, dist2, resp, first, second, totals,
             changed, lowest, lowest_v, lowest_n, evals,
@@ -96,11 +101,20 @@ def lloyd_step(means, out):
     return new
 
 
-def drifts(old, new, groups):
-    """Each mean's move (inflated as Bounded inflates it) and its group's largest."""
+def drifts(old, new, groups, n_movers=0):
+    """Each mean's move (inflated as Bounded inflates it) and its group's largest.
+
+    With ``n_movers`` (one group only) also the means that moved farthest,
+    whose move the group's drift then leaves out: ``(step, drift, movers)``.
+    """
     step = np.sqrt(((new - old) ** 2).sum(1)) * (1 + 1e-12)
     G = groups[0].shape[1]
-    return step, np.array([step[groups[1] == g].max(initial=0.0) for g in range(G)])
+    if not n_movers:
+        return step, np.array([step[groups[1] == g].max(initial=0.0) for g in range(G)])
+    assert G == 1
+    order = np.argsort(-step, kind="stable")
+    movers = order[:n_movers]
+    return step, np.array([step[order[n_movers:]].max(initial=0.0)]), movers
 
 
 def check_against_twin(X, w, means, alive, out, groups, fresh):
@@ -142,8 +156,9 @@ DTYPES = [(np.float64, np.float64), (np.float32, np.float32), (np.float64, np.fl
 
 
 @pytest.mark.parametrize("dtype,product", DTYPES)
-@pytest.mark.parametrize("C,n_groups", [(1, 1), (7, 1), (23, 3), (60, 6)])
-def test_kernel_equals_exact_lloyd_over_passes(dtype, product, C, n_groups):
+@pytest.mark.parametrize("C,n_groups,n_movers", [(1, 1, 0), (7, 1, 0), (7, 1, 2), (30, 1, 3),
+                                                 (23, 3, 0), (60, 6, 0)])
+def test_kernel_equals_exact_lloyd_over_passes(dtype, product, C, n_groups, n_movers):
     rng = np.random.default_rng(C)
     n, D = 700, 5
     centres = rng.normal(scale=4.0, size=(C, D))
@@ -164,10 +179,10 @@ def test_kernel_equals_exact_lloyd_over_passes(dtype, product, C, n_groups):
         new = lloyd_step(means, out)
         if step == 2:
             new[0] += 5.0
-        drift_c, drift = drifts(means, new, groups)
+        drift_c, drift, *movers = drifts(means, new, groups, n_movers)
         means = new
         out = run_pass(X, w, means, alive, labels, lower, groups, drift, product=product,
-                       own2_in=out[1], step=drift_c)
+                       own2_in=out[1], step=drift_c, movers=movers[0] if movers else None)
         labels = check_against_twin(X, w, means, alive, out, groups, False)
         check_bounds(X, means, alive, labels, lower, groups, tight=False)
 
@@ -244,8 +259,8 @@ def test_dead_components_are_never_chosen_and_direct_search_agrees():
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), C=st.integers(2, 40), G=st.integers(1, 8),
-       scale=st.floats(0.01, 3.0), dtypes=st.sampled_from(DTYPES))
-def test_kernel_is_exact_lloyd_under_random_moves(seed, C, G, scale, dtypes):
+       scale=st.floats(0.01, 3.0), dtypes=st.sampled_from(DTYPES), n_movers=st.integers(0, 3))
+def test_kernel_is_exact_lloyd_under_random_moves(seed, C, G, scale, dtypes, n_movers):
     rng = np.random.default_rng(seed)
     n, D = 200, 3
     X = rng.normal(scale=3.0, size=(n, D)).astype(dtypes[0])
@@ -255,15 +270,19 @@ def test_kernel_is_exact_lloyd_under_random_moves(seed, C, G, scale, dtypes):
     G = groups[0].shape[1]
     labels = np.full(n, -1, np.int32)
     lower = np.empty((n, G), np.float32)
+    n_movers = n_movers if G == 1 else 0
+    movers = None
     for _ in range(4):
         first = labels[0] < 0
-        out = run_pass(X, np.ones(n), means, alive, labels, lower, groups,
+        out = run_pass(X, None, means, alive, labels, lower, groups,
                        np.zeros(G) if first else drift, product=dtypes[1],
-                       own2_in=None if first else out[1], step=None if first else drift_c)
+                       own2_in=None if first else out[1], step=None if first else drift_c,
+                       movers=None if first else movers)
         labels = check_against_twin(X, np.ones(n), means, alive, out, groups, False)
         check_bounds(X, means, alive, labels, lower, groups, tight=False)
         new = means + rng.normal(scale=scale, size=means.shape) * (rng.uniform(size=(C, 1)) < 0.5)
-        drift_c, drift = drifts(means, new, groups)
+        drift_c, drift, *movers = drifts(means, new, groups, n_movers)
+        movers = movers[0] if movers else None
         means = new
 
 
@@ -430,3 +449,34 @@ def test_yinyang_gmm_equals_lloyd_kmeans():
     km = KMeans(8, init=init, max_iter=40, tol=0, algorithm="lloyd").fit(X)
     np.testing.assert_array_equal(gmm.predict(X), km.labels_)
     np.testing.assert_allclose(gmm.means_, km.cluster_centers_, rtol=1e-10)
+
+
+def test_one_far_mover_is_checked_exactly_and_the_other_bounds_hold():
+    # one mean jumps far, the others stand still: with one group its move
+    # would loosen every point's bound; checked exactly, it leaves them tight
+    X, _ = make_blobs(2000, 3, centers=20, cluster_std=0.5, random_state=1)
+    C, n = 20, 2000
+    means = X[np.random.default_rng(1).choice(n, C, replace=False)]
+    alive = np.ones(C, bool)
+    groups = group_components(means, alive, 1)
+    labels = np.full(n, -1, np.int32)
+    lower = np.empty((n, 1), np.float32)
+    out = run_pass(X, None, means, alive, labels, lower, groups, np.zeros(1))
+    labels = check_against_twin(X, np.ones(n), means, alive, out, groups, True)
+    moved = means.copy()
+    moved[3] += 40.0
+    step, drift, movers = drifts(means, moved, groups, 1)
+    assert movers[0] == 3 and drift[0] == 0.0
+    evals = {}
+    for name, kw in (("movers", dict(movers=movers)),
+                     ("drift", dict())):
+        lo = lower.copy()
+        d = drift if name == "movers" else np.array([step.max()])
+        res = run_pass(X, None, moved, alive, labels, lo, groups, d, own2_in=out[1], step=step,
+                       **kw)
+        check_against_twin(X, np.ones(n), moved, alive, res, groups, False)
+        check_bounds(X, moved, alive, res[0], lo, groups, tight=False)
+        evals[name] = res[5]
+    # own distance and the mover's for most points, against every mean for all
+    assert evals["movers"] < 0.25 * n * C, evals
+    assert evals["drift"] >= n * C, evals

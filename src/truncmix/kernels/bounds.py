@@ -63,15 +63,6 @@ def _sq_dist(x, m):  # pragma: no cover - compiled
 
 
 @nb.njit(fastmath=True)
-def _dot(x, m):  # pragma: no cover - compiled
-    """``x . m`` in the arrays' dtype (finite inputs; vectorised, any order)."""
-    s = x[0] - x[0]  # a zero of x's dtype
-    for d in range(x.shape[0]):
-        s += x[d] * m[d]
-    return s
-
-
-@nb.njit(fastmath=True)
 def _sq_norm(x):  # pragma: no cover - compiled
     """``||x||^2`` in float64 (finite inputs; vectorised)."""
     s = 0.0
@@ -234,7 +225,8 @@ def _finish_row(i, best, best2, w, diff, blk, lse_scale, lse_const, own2_out, la
                 first, second, totals, first_done=False):  # pragma: no cover
     """Write a row's label and score and add it (``diff = x - mu_best``) to its block's statistics.
 
-    ``first_done``: its first moment is already added (see :func:`_sq_dist_adding`).
+    ``first_done``: its first moment is already added (the product path adds
+    it in the sweep that computes the distance).
     Returns the score.
     """
     labels_out[i] = best
@@ -248,21 +240,15 @@ def _finish_row(i, best, best2, w, diff, blk, lse_scale, lse_const, own2_out, la
         resp[blk, best] += w
         second[blk, best] += w * best2
         if not first_done:
-            fb = first[blk, best]
             for d in range(diff.shape[0]):
-                fb[d] += w * diff[d]
+                first[blk, best, d] += w * diff[d]
     return score
 
 
-@nb.njit(fastmath=True)
-def _sq_dist_adding(x, m, w, fb):  # pragma: no cover - compiled
-    """``||x - m||^2`` in float64, unexpanded, adding ``w (x - m)`` to ``fb`` on the way."""
-    s = 0.0
-    for d in range(x.shape[0]):
-        t = np.float64(x[d]) - m[d]
-        fb[d] += w * t
-        s += t * t
-    return s
+@nb.njit(inline="always")
+def _weight(weights, i):  # pragma: no cover - compiled
+    """Row ``i``'s weight; an empty ``weights`` means every row weighs 1."""
+    return weights[i] if weights.shape[0] > 0 else 1.0
 
 
 @nb.njit(inline="always")
@@ -332,9 +318,12 @@ def _store_bound(v):  # pragma: no cover - compiled
     return np.float32(v * STORE_SHRINK if v > 0 else v)
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
+# reassociation lets the per-row loops below (distances, squared norms, dot
+# products) vectorise; infinities are sentinels here, so no nnan/ninf, and
+# no contraction, so a score is computed as the exhaustive E-step computes it
+@nb.njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc", "nsz"})
 def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, members, group_of,
-                      group_drift, step, own2_in, gemm_unit, direct_limit, tile, n_blocks,
+                      group_drift, movers, step, own2_in, gemm_unit, direct_limit, tile, n_blocks,
                       lse_scale, lse_const, own2_out,
                       previous, labels_out, lse, resp, first, second, totals, changed, lowest,
                       lowest_v, lowest_n,
@@ -350,7 +339,8 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
     than one mean lies within that bound of the least, those means are
     re-scored unexpanded; otherwise the one is the exact argmin.
 
-    IN:  X (n, D) float32/float64; weights (n,) float64; means (C, D)
+    IN:  X (n, D) float32/float64; weights (n,) float64 (empty: every
+         row weighs 1); means (C, D)
          float64; alive (C,) bool (dead components are never chosen);
          labels_in (n,) int32, each point's label when its bounds were made
          (-1: unknown, the point is scored against every mean);
@@ -362,7 +352,11 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
          float32 for float64 rows and means within :data:`FLOAT32_PRODUCTS`
          (the rounding bounds cover the casts; the labels stay exact);
          group_drift (G,) float64: how far the group's members moved at most
-         since the bounds were made (0 when they are fresh); step (C,)
+         since the bounds were made (0 when they are fresh), leaving out
+         the ``movers``; movers (k,) int64: with one group, the means
+         whose distance a point computes exactly instead (the few that
+         moved farthest: one mean moving far would loosen every point's
+         bound); empty with several groups; step (C,)
          float64: how far each mean moved since then; own2_in (n,) float32:
          each point's squared distance to its label then (with one group, a
          point whose bound fails even against that distance less its mean's
@@ -471,22 +465,41 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                         known = False
                         a = -1
                 if known:
-                    own2 = _diff_sq(x, means[a], diff)
+                    # x - mu_a and its squared norm (indexed, not sliced: the
+                    # loop vectorises without per-row aliasing checks)
+                    own2 = 0.0
+                    for d in range(D):
+                        t = np.float64(X[i, d]) - means[a, d]
+                        diff[d] = t
+                        own2 += t * t
                     count += 1
                     threshold = np.sqrt(own2) * (1.0 + CHECK_MARGIN)
                     for g in range(G):
                         bound[g] = np.float64(lower[i, g]) - group_drift[g]
                         if bound[g] <= threshold:
                             n_fail += 1
+                    # the movers left out of the drift: their exact distance
+                    # is the bound, or fails it
+                    for j in range(movers.shape[0] if n_fail == 0 else 0):
+                        c = movers[j]
+                        if c == a:
+                            continue
+                        dc = np.sqrt(_sq_dist(x, means[c]))
+                        count += 1
+                        if dc <= threshold:
+                            n_fail = 1
+                            break
+                        bound[0] = min(bound[0], dc)
                     work = n_fail * S
                 if known and n_fail == 0:
                     # every other mean is provably farther: the label stays
                     for g in range(G):
                         lower[i, g] = _store_bound(bound[g])
-                    sc = _finish_row(i, a, own2, weights[i], diff, blk, lse_scale, lse_const,
+                    wi = _weight(weights, i)
+                    sc = _finish_row(i, a, own2, wi, diff, blk, lse_scale, lse_const,
                                      own2_out, labels_out, lse, resp, first, second, totals)
-                    moved, n_kept, cut = _tally(i, a, sc, weights[i], previous, heap_v, heap_i,
-                                                n_kept, cut)
+                    moved, n_kept, cut = _tally(i, a, sc, wi, previous, heap_v, heap_i, n_kept,
+                                                cut)
                     n_changed += moved
                     continue
                 if known and work <= direct_limit:
@@ -504,7 +517,12 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                         # padding and dead means come out near DEAD
                         for j in range(S):
                             p = j * G + g
-                            v = norms2[p] + np.float64(_dot(x, means_m2[p]))
+                            # x . (-2 mu) in the products' dtype (X's or
+                            # float32 times X's), as the rounding bound takes it
+                            dot = X[i, 0] * means_m2[p, 0]
+                            for d in range(1, D):
+                                dot += X[i, d] * means_m2[p, d]
+                            v = norms2[p] + np.float64(dot)
                             row_v[p] = v
                             vmin = min(vmin, v)
                         count += S
@@ -541,17 +559,20 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                             u = _store_bound(np.sqrt(own2))
                             if u < lower[i, group_of[a]]:
                                 lower[i, group_of[a]] = u
-                    sc = _finish_row(i, best, best2, weights[i], diff, blk, lse_scale, lse_const,
+                    wi = _weight(weights, i)
+                    sc = _finish_row(i, best, best2, wi, diff, blk, lse_scale, lse_const,
                                      own2_out, labels_out, lse, resp, first, second, totals)
-                    moved, n_kept, cut = _tally(i, best, sc, weights[i], previous, heap_v, heap_i,
-                                                n_kept, cut)
+                    moved, n_kept, cut = _tally(i, best, sc, wi, previous, heap_v, heap_i, n_kept,
+                                                cut)
                     n_changed += moved
                     continue
                 # scored by the product, with the tile (cast to its dtype;
                 # the squared norm from the row as it is)
+                xn = 0.0
                 for d in range(D):
-                    buf[filled, d] = x[d]
-                xx[filled] = _sq_norm(x)
+                    buf[filled, d] = X[i, d]
+                    xn += np.float64(X[i, d]) * np.float64(X[i, d])
+                xx[filled] = xn
                 rows[filled] = i
                 filled += 1
                 if filled < tile:
@@ -600,16 +621,20 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                             m = min(m, np.float64(norms2_t[p] + prod_t[p, r]))
                 near_t[g0, r] = m
                 count += 1
-                wi = weights[ii]
+                wi = _weight(weights, ii)
                 if best >= 0 and wi != 0.0:
                     # distance and first moment in one sweep of the row
-                    best2 = _sq_dist_adding(xr, means[best], wi, first[blk, best])
+                    best2 = 0.0
+                    for d in range(D):
+                        t = np.float64(X[ii, d]) - means[best, d]
+                        first[blk, best, d] += wi * t
+                        best2 += t * t
                 else:
                     best2 = _sq_dist(xr, means[best]) if best >= 0 else np.inf
                 sc = _finish_row(ii, best, best2, wi, diff, blk, lse_scale, lse_const, own2_out,
                                  labels_out, lse, resp, first, second, totals, True)
-                moved, n_kept, cut = _tally(ii, best, sc, weights[ii], previous, heap_v, heap_i,
-                                            n_kept, cut)
+                moved, n_kept, cut = _tally(ii, best, sc, wi, previous, heap_v, heap_i, n_kept,
+                                            cut)
                 n_changed += moved
             narrow = 2.0 * (top_xx + top2) < NARROW_LIMIT
             _tile_bounds(near_t, shift, filled, narrow, bound_t)
