@@ -426,8 +426,11 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
         searched = np.empty(G, np.bool_)
         diff = np.empty(D)
         # the tile's rows as columns: the product is (S G, tile) and every
-        # scan of it runs along the rows (see _tile_scan)
-        buf = np.zeros((tile, D), means_m2.dtype)
+        # scan of it runs along the rows (see _tile_scan). Stored (D, tile),
+        # the product's second factor is not transposed: OpenBLAS multiplies
+        # that about 1.5x faster at 16 features (12.7 against 19.3 ms for all
+        # 1M x 16 rows with C = 100 in float32, tiles of 256, scratch)
+        buf = np.zeros((D, tile), means_m2.dtype)
         rows = np.empty(tile, np.int64)
         near_t = np.empty((G, tile), means_m2.dtype)
         bound_t = np.empty((G, tile), np.float32)
@@ -570,7 +573,7 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                 # the squared norm from the row as it is)
                 xn = 0.0
                 for d in range(D):
-                    buf[filled, d] = X[i, d]
+                    buf[d, filled] = X[i, d]
                     xn += np.float64(X[i, d]) * np.float64(X[i, d])
                 xx[filled] = xn
                 rows[filled] = i
@@ -579,7 +582,7 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                     continue
             if filled == 0:
                 continue
-            prod_t = np.dot(means_m2, buf.T)
+            prod_t = np.dot(means_m2, buf)
             _tile_scan(prod_t, norms2_t, filled, near_t, least, least2, pos)
             top_xx = _tile_limits(xx, filled, least, slope, sum_unit, top2, const, limit, shift)
             count += filled * P
