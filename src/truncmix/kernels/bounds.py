@@ -487,7 +487,11 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                         c = movers[j]
                         if c == a:
                             continue
-                        dc = np.sqrt(_sq_dist(x, means[c]))
+                        dc2 = 0.0
+                        for d in range(D):
+                            t = np.float64(X[i, d]) - means[c, d]
+                            dc2 += t * t
+                        dc = np.sqrt(dc2)
                         count += 1
                         if dc <= threshold:
                             n_fail = 1
