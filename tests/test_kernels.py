@@ -515,3 +515,35 @@ def test_kth_lowest_matches_sorting(values, k, seed):
     kept = np.sort(values[weights > 0])
     want = kept[k - 1] if kept.size >= k else np.inf
     assert kth_lowest(values, weights, k) == want
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("full", [False, True])
+def test_data_moments_of_a_block_match_float64_sums(dtype, weighted, full):
+    # the first pass's sums about a reference row (the variances by the numba
+    # kernel, the covariance by one matrix product) against float64 NumPy
+    from truncmix.backends.base import FirstPass
+
+    rng = np.random.default_rng(11)
+    X = (rng.normal(size=(3001, 5)) * [1.0, 10.0, 0.1, 3.0, 1e3] + 50.0).astype(dtype)
+    w = rng.uniform(0.0, 3.0, 3001) if weighted else None
+    refrow = X[7].astype(np.float64)
+    part = FirstPass.of_block(X, w, 0, refrow, full=full)
+    d = X.astype(np.float64) - refrow
+    ww = np.ones(3001) if w is None else w
+    assert part.weight == pytest.approx(ww.sum(), rel=1e-15)
+    assert_allclose(part.s1, (ww[:, None] * d).sum(0), rtol=1e-12)
+    want = (ww[:, None] * d).T @ d if full else (ww[:, None] * d * d).sum(0)
+    assert_allclose(part.s2, want, rtol=1e-12)
+    assert_allclose(part.lo, X.min(0).astype(np.float64))
+    assert_allclose(part.hi, X.max(0).astype(np.float64))
+    # the blocks' parts add up to the whole's
+    halves = (FirstPass.of_block(X[:1500], None if w is None else w[:1500], 0, refrow, full)
+              + FirstPass.of_block(X[1500:], None if w is None else w[1500:], 1500, refrow, full))
+    assert_allclose(halves.s2, part.s2, rtol=1e-12)
+    # a non-finite value is found at its row
+    X[2000, 3] = np.nan
+    bad = FirstPass.of_block(X, w, 100, refrow, full=full)
+    assert bad.first_nonfinite == 2100
+    assert np.isfinite(bad.lo).all() and np.isfinite(bad.hi).all()

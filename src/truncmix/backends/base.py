@@ -107,25 +107,37 @@ class FirstPass:
     @classmethod
     def of_block(cls, X, weights, start, ref, full=True, check=True):
         """The part of rows ``start .. start + len(X)``; ``weights`` None means ones."""
-        X64 = np.asarray(X, dtype=np.float64)
-        d = X64 - ref
-        wd = d * (np.ones(X64.shape[0]) if weights is None else weights)[:, None]
-        part = cls(weight=float(X64.shape[0] if weights is None else weights.sum()),
-                   s1=wd.sum(axis=0), s2=wd.T @ d if full else np.einsum("ij,ij->j", wd, d),
-                   n_samples=X64.shape[0])
+        n = X.shape[0]
+        ref = np.asarray(ref, dtype=np.float64)
+        if full:
+            # the outer products by one matrix product
+            d = np.asarray(X, dtype=np.float64) - ref
+            wd = d if weights is None else d * weights[:, None]
+            s1, s2 = wd.sum(axis=0), wd.T @ d
+        else:
+            from ..kernels.accumulate import centred_sums_into
+
+            s1, s2 = np.zeros(X.shape[1]), np.zeros(X.shape[1])
+            centred_sums_into(np.ascontiguousarray(X),
+                              np.empty(0) if weights is None
+                              else np.ascontiguousarray(weights, dtype=np.float64),
+                              np.ascontiguousarray(ref), s1, s2)
+        part = cls(weight=float(n if weights is None else weights.sum()), s1=s1, s2=s2,
+                   n_samples=n)
         if not check:
             return part
-        if not X64.size:
+        if not X.size:
             return part
         # reductions without temporaries; the bad row is looked for only when there is one
         from .._validation import column_extremes
 
-        part.lo, part.hi = column_extremes(X64)
+        X = np.asarray(X)
+        part.lo, part.hi = column_extremes(X)
         if not (np.isfinite(part.lo).all() and np.isfinite(part.hi).all()):
-            finite = np.isfinite(X64).all(axis=1)
+            finite = np.isfinite(X).all(axis=1)
             part.first_nonfinite = float(start + np.flatnonzero(~finite)[0])
-            part.lo = X64[finite].min(axis=0, initial=np.inf)
-            part.hi = X64[finite].max(axis=0, initial=-np.inf)
+            part.lo = X[finite].min(axis=0, initial=np.inf).astype(np.float64)
+            part.hi = X[finite].max(axis=0, initial=-np.inf).astype(np.float64)
         if weights is not None:
             bad = ~np.isfinite(weights) | (weights < 0)
             if bad.any():
