@@ -222,12 +222,13 @@ def _diff_sq(x, m, diff):  # pragma: no cover - compiled
 
 @nb.njit(inline="always")
 def _finish_row(i, best, best2, w, diff, blk, lse_scale, lse_const, own2_out, labels_out, lse, resp,
-                first, second, totals, first_done=False):  # pragma: no cover
-    """Write a row's label and score and add it (``diff = x - mu_best``) to its block's statistics.
+                first, second, totals, previous, heap_v, heap_i, n_kept, cut,
+                first_done=False):  # pragma: no cover
+    """Write a row's label and score, add it (``diff = x - mu_best``) to its block's statistics.
 
     ``first_done``: its first moment is already added (the product path adds
-    it in the sweep that computes the distance).
-    Returns the score.
+    it in the sweep that computes the distance). Returns the row's share of
+    the block's counts, ``(changed, n_kept, cut)`` (see :func:`_tally`).
     """
     labels_out[i] = best
     own2_out[i] = best2
@@ -242,7 +243,7 @@ def _finish_row(i, best, best2, w, diff, blk, lse_scale, lse_const, own2_out, la
         if not first_done:
             for d in range(diff.shape[0]):
                 first[blk, best, d] += w * diff[d]
-    return score
+    return _tally(i, best, score, w, previous, heap_v, heap_i, n_kept, cut)
 
 
 @nb.njit(inline="always")
@@ -502,11 +503,10 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                     # every other mean is provably farther: the label stays
                     for g in range(G):
                         lower[i, g] = _store_bound(bound[g])
-                    wi = _weight(weights, i)
-                    sc = _finish_row(i, a, own2, wi, diff, blk, lse_scale, lse_const,
-                                     own2_out, labels_out, lse, resp, first, second, totals)
-                    moved, n_kept, cut = _tally(i, a, sc, wi, previous, heap_v, heap_i, n_kept,
-                                                cut)
+                    moved, n_kept, cut = _finish_row(
+                        i, a, own2, _weight(weights, i), diff, blk, lse_scale, lse_const,
+                        own2_out, labels_out, lse, resp, first, second, totals, previous, heap_v,
+                        heap_i, n_kept, cut)
                     n_changed += moved
                     continue
                 if known and work <= direct_limit:
@@ -566,11 +566,10 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                             u = _store_bound(np.sqrt(own2))
                             if u < lower[i, group_of[a]]:
                                 lower[i, group_of[a]] = u
-                    wi = _weight(weights, i)
-                    sc = _finish_row(i, best, best2, wi, diff, blk, lse_scale, lse_const,
-                                     own2_out, labels_out, lse, resp, first, second, totals)
-                    moved, n_kept, cut = _tally(i, best, sc, wi, previous, heap_v, heap_i, n_kept,
-                                                cut)
+                    moved, n_kept, cut = _finish_row(
+                        i, best, best2, _weight(weights, i), diff, blk, lse_scale, lse_const,
+                        own2_out, labels_out, lse, resp, first, second, totals, previous, heap_v,
+                        heap_i, n_kept, cut)
                     n_changed += moved
                     continue
                 # scored by the product, with the tile (cast to its dtype;
@@ -638,10 +637,9 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                         best2 += t * t
                 else:
                     best2 = _sq_dist(xr, means[best]) if best >= 0 else np.inf
-                sc = _finish_row(ii, best, best2, wi, diff, blk, lse_scale, lse_const, own2_out,
-                                 labels_out, lse, resp, first, second, totals, True)
-                moved, n_kept, cut = _tally(ii, best, sc, wi, previous, heap_v, heap_i, n_kept,
-                                            cut)
+                moved, n_kept, cut = _finish_row(
+                    ii, best, best2, wi, diff, blk, lse_scale, lse_const, own2_out, labels_out, lse,
+                    resp, first, second, totals, previous, heap_v, heap_i, n_kept, cut, True)
                 n_changed += moved
             narrow = 2.0 * (top_xx + top2) < NARROW_LIMIT
             _tile_bounds(near_t, shift, filled, narrow, bound_t)
