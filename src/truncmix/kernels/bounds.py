@@ -26,6 +26,8 @@ import numpy as np
 #: a group is searched unless its bound exceeds the best distance by this
 #: relative margin (covers the rounding of the float64 distances)
 CHECK_MARGIN = 1e-9
+#: the squared threshold: the squared distance times this
+THRESHOLD_SCALE2 = (1.0 + CHECK_MARGIN) ** 2
 #: stored bounds are rounded down by this relative amount (float32 storage)
 STORE_SHRINK = 1.0 - 2.0**-20
 #: the squared norm given to dead components: finite (the scoring loop is
@@ -151,6 +153,22 @@ def _tile_scan(prod_t, norms2_t, filled, near, least, least2, pos):  # pragma: n
             ng[r] = least[r]
 
 
+@nb.njit
+def _tile_norms(buf, filled, xx):  # pragma: no cover - compiled
+    """``xx[r]``: the squared norm of column ``r`` of ``buf`` (D, T) in float64, for the first ``filled``.
+
+    Along the rows (vectorised, no reduction across lanes): summed row by row,
+    each norm was a chain of dependent additions.
+    """
+    for r in range(filled):
+        xx[r] = 0.0
+    for d in range(buf.shape[0]):
+        bd = buf[d]
+        for r in range(filled):
+            t = np.float64(bd[r])
+            xx[r] += t * t
+
+
 @nb.njit(inline="always")
 def _rounding(xn, slope, sum_unit, top2, const):  # pragma: no cover - compiled
     """How far an expanded value ``v`` may be from exact, for a row of squared norm ``xn``.
@@ -201,6 +219,16 @@ def _tile_bounds(near, shift, filled, narrow, out):  # pragma: no cover - compil
         else:
             for r in range(filled):
                 og[r] = np.float32(np.sqrt(max(np.float64(ng[r]) + shift[r], 0.0)) * STORE_SHRINK)
+
+
+@nb.njit(inline="always")
+def _fails(bound, threshold2):  # pragma: no cover - compiled
+    """A bound at or below the threshold, given squared (both in float64).
+
+    Squared, the comparison rounds by about 1e-16 relatively, far inside
+    :data:`CHECK_MARGIN`; no root is waited for on the common path.
+    """
+    return bound <= 0.0 or bound * bound <= threshold2
 
 
 @nb.njit(inline="always")
@@ -417,6 +445,8 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
     # the sum of a squared norm and a product in the products' dtype (see
     # _rounding); 1e-14 covers the float64 arithmetic around it
     sum_unit = SUM_ROUNDINGS * gemm_unit + 1e-14
+    # float64 rows multiplied in float32 (see FLOAT32_PRODUCTS)
+    cast = X.itemsize != means_m2.itemsize
     # no array expressions outside the prange below: with parallel=True each
     # would be a parallel region of its own, and every region start waits for
     # all threads (ruinous on a busy machine)
@@ -455,7 +485,8 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
         cut = heap_v[0] if n_kept == heap_v.shape[0] else np.inf
         for i in range(s, e + 1):
             if i < e:
-                x = X[i]
+                # no row slice taken for every row (each is a pair of atomic
+                # reference-count updates): only the dot-product path takes one
                 a = labels_in[i]
                 known = a >= 0 and alive[a]
                 own2 = np.inf
@@ -477,27 +508,30 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                         diff[d] = t
                         own2 += t * t
                     count += 1
-                    threshold = np.sqrt(own2) * (1.0 + CHECK_MARGIN)
+                    # compared squared: no root waited for on the common path
+                    threshold2 = own2 * THRESHOLD_SCALE2
                     for g in range(G):
                         bound[g] = np.float64(lower[i, g]) - group_drift[g]
-                        if bound[g] <= threshold:
+                        if _fails(bound[g], threshold2):
                             n_fail += 1
-                    # the movers left out of the drift: their exact distance
-                    # is the bound, or fails it
-                    for j in range(movers.shape[0] if n_fail == 0 else 0):
-                        c = movers[j]
-                        if c == a:
-                            continue
-                        dc2 = 0.0
-                        for d in range(D):
-                            t = np.float64(X[i, d]) - means[c, d]
-                            dc2 += t * t
-                        dc = np.sqrt(dc2)
-                        count += 1
-                        if dc <= threshold:
+                    # the movers left out of the drift: the nearest one's
+                    # exact distance is the bound, or fails it
+                    if n_fail == 0 and movers.shape[0] > 0:
+                        near2 = np.inf
+                        for j in range(movers.shape[0]):
+                            c = movers[j]
+                            if c == a:
+                                continue
+                            dc2 = 0.0
+                            for d in range(D):
+                                t = np.float64(X[i, d]) - means[c, d]
+                                dc2 += t * t
+                            count += 1
+                            near2 = min(near2, dc2)
+                        if near2 <= threshold2:
                             n_fail = 1
-                            break
-                        bound[0] = min(bound[0], dc)
+                        elif near2 < np.inf:
+                            bound[0] = min(bound[0], np.sqrt(near2))
                     work = n_fail * S
                 if known and n_fail == 0:
                     # every other mean is provably farther: the label stays
@@ -514,11 +548,12 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                     # in X's dtype (expanded: ||x - mu||^2 - ||x||^2 = v), then
                     # exact distances for the few within the rounding of the
                     # least, as in the product path below
+                    x = X[i]
                     xn = _sq_norm(x)
                     err = _rounding(xn, slope, sum_unit, top2, const)
                     vmin = own2 - xn
                     for g in range(G):
-                        searched[g] = bound[g] <= threshold
+                        searched[g] = _fails(bound[g], threshold2)
                         if not searched[g]:
                             continue
                         # padding and dead means come out near DEAD
@@ -574,24 +609,29 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                     continue
                 # scored by the product, with the tile (cast to its dtype;
                 # the squared norm from the row as it is)
-                xn = 0.0
                 for d in range(D):
                     buf[d, filled] = X[i, d]
-                    xn += np.float64(X[i, d]) * np.float64(X[i, d])
-                xx[filled] = xn
+                if cast:
+                    # the squared norm of the row as it is, not of its cast
+                    xn = 0.0
+                    for d in range(D):
+                        xn += np.float64(X[i, d]) * np.float64(X[i, d])
+                    xx[filled] = xn
                 rows[filled] = i
                 filled += 1
                 if filled < tile:
                     continue
             if filled == 0:
                 continue
+            if not cast:
+                # the rows are the tile's columns as they are
+                _tile_norms(buf, filled, xx)
             prod_t = np.dot(means_m2, buf)
             _tile_scan(prod_t, norms2_t, filled, near_t, least, least2, pos)
             top_xx = _tile_limits(xx, filled, least, slope, sum_unit, top2, const, limit, shift)
             count += filled * P
             for r in range(filled):
                 ii = rows[r]
-                xr = X[ii]
                 lim = limit[r]
                 if np.float64(least2[r]) > lim:
                     # one mean within the rounding of the least: it is the
@@ -614,7 +654,7 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                             p = j * G + g
                             if np.float64(norms2_t[p] + prod_t[p, r]) <= lim:
                                 c = flat[p]
-                                d2 = _sq_dist(xr, means[c])
+                                d2 = _sq_dist(X[ii], means[c])
                                 count += 1
                                 if _better(d2, c, best2, best):
                                     best2 = d2
@@ -636,7 +676,7 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                         first[blk, best, d] += wi * t
                         best2 += t * t
                 else:
-                    best2 = _sq_dist(xr, means[best]) if best >= 0 else np.inf
+                    best2 = _sq_dist(X[ii], means[best]) if best >= 0 else np.inf
                 moved, n_kept, cut = _finish_row(
                     ii, best, best2, wi, diff, blk, lse_scale, lse_const, own2_out, labels_out, lse,
                     resp, first, second, totals, previous, heap_v, heap_i, n_kept, cut, True)
