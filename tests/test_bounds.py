@@ -18,7 +18,7 @@ from truncmix import KMeans, TruncatedGaussianMixture
 from truncmix._threads import single_threaded_blas
 from truncmix.estep.bounded import Bounded
 from truncmix.kernels import _reference as ref
-from truncmix.kernels.bounds import group_components, pass_tile, yinyang_pass_into
+from truncmix.kernels.bounds import _tile_norms, group_components, pass_tile, yinyang_pass_into
 from truncmix.stats import Outliers
 
 from .test_free_energy import assert_monotone
@@ -234,6 +234,20 @@ def test_kernel_prunes_when_means_stand_still():
     np.testing.assert_array_equal(again[0], out[0])
     # with fresh bounds and no drift, most points only check their own mean
     assert again[5] < 0.25 * 3000 * C, again[5]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("filled", [1, 37, 64])
+def test_tile_norms_are_the_float64_squared_norms_of_the_filled_columns(dtype, filled):
+    # the tile holds rows as columns; only the first ``filled`` are rows
+    rng = np.random.default_rng(filled)
+    buf = (rng.standard_normal((16, 64)) * 10.0 ** rng.uniform(-3, 3, 64)).astype(dtype)
+    xx = np.full(64, -1.0)
+    _tile_norms(buf, filled, xx)
+    expected = np.einsum("dr,dr->r", buf.astype(np.float64), buf.astype(np.float64))
+    np.testing.assert_allclose(xx[:filled], expected[:filled], rtol=1e-14)
+    # the rest of the tile is left alone
+    assert np.all(xx[filled:] == -1.0)
 
 
 def test_dead_components_are_never_chosen_and_direct_search_agrees():
