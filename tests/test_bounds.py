@@ -51,9 +51,10 @@ def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=N
     C = means.shape[0]
     labels = np.empty(n, np.int32)
     dist2 = np.empty(n)
-    resp, first = np.zeros((blocks, C)), np.zeros((blocks, C, D))
-    second, evals = np.zeros((blocks, C)), np.zeros(blocks, np.int64)
-    totals = np.zeros((blocks, 2))
+    # the kernel writes every block's statistics: NaN in the buffers must go
+    resp, first = np.full((blocks, C), np.nan), np.full((blocks, C, D), np.nan)
+    second, evals = np.full((blocks, C), np.nan), np.zeros(blocks, np.int64)
+    totals = np.full((blocks, 2), np.nan)
     changed = np.zeros(blocks, np.int64)
     threads = numba.config.NUMBA_NUM_THREADS
     lowest = np.full((threads, 8), -1, np.int64)
@@ -377,14 +378,22 @@ def test_bounded_multiplies_float64_rows_in_float32_only_at_moderate_magnitudes(
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_features", [6, 64])  # one group (Hamerly) / C/10 groups
 def test_yinyang_fit_equals_lloyd_and_sklearn(dtype, n_features):
+    # yinyang's labels are the exact argmin of the float64 distances, in
+    # either dtype; lloyd and scikit-learn rank by the expanded form in the
+    # data's dtype, which in float32 may order a near tie the other way (on
+    # one BLAS kernel and not on another), so the references run on the
+    # float64 copy of the same values, where the expanded form is exact to
+    # about 1e-16
     X, _ = make_blobs(4000, n_features, centers=30, cluster_std=1.5, random_state=1)
     X = X.astype(dtype)
+    X64 = X.astype(np.float64)
     init = X[np.random.default_rng(2).choice(4000, 30, replace=False)]
     w = np.random.default_rng(3).uniform(0.5, 2.0, 4000)
     a = KMeans(30, init=init, max_iter=100, tol=0, algorithm="yinyang").fit(X, sample_weight=w)
-    b = KMeans(30, init=init, max_iter=100, tol=0, algorithm="lloyd").fit(X, sample_weight=w)
-    sk = SkKMeans(30, init=init, n_init=1, max_iter=100, tol=0, algorithm="lloyd").fit(
-        X, sample_weight=w)
+    init64 = init.astype(np.float64)
+    b = KMeans(30, init=init64, max_iter=100, tol=0, algorithm="lloyd").fit(X64, sample_weight=w)
+    sk = SkKMeans(30, init=init64, n_init=1, max_iter=100, tol=0, algorithm="lloyd").fit(
+        X64, sample_weight=w)
     np.testing.assert_array_equal(a.labels_, b.labels_)
     np.testing.assert_array_equal(a.labels_, sk.labels_)
     assert a.n_iter_ == b.n_iter_

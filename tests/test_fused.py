@@ -85,8 +85,16 @@ def test_dense_statistics_in_the_kernel_equal_posteriors_then_accumulation(kind,
     fused = Exhaustive(None, dense_stats=True).update(X, mixture, None, weights=w)
     assert fused.q is None and fused.moments[0] == cov.moment
     _, resp, first, second = fused.moments
-    np.testing.assert_allclose(fused.lse, plain.lse, rtol=1e-12)
-    np.testing.assert_array_equal(fused.labels, np.argmax(plain.q, axis=1))
-    np.testing.assert_allclose(resp, ref_stats.resp, rtol=1e-10)
-    np.testing.assert_allclose(first, ref_stats.first, rtol=1e-8, atol=1e-8 * n)
-    np.testing.assert_allclose(second, ref_stats.second, rtol=1e-8, atol=1e-8 * n)
+    # float64: the same arithmetic to rounding. float32: both take the
+    # log-joints from float32 products, whose rounding depends on the BLAS
+    # kernel and the tile shape (tiles of other widths round otherwise on
+    # some kernels: 3.5e-7 relatively on OpenBLAS's Haswell sgemm)
+    tight = dtype == np.float64
+    np.testing.assert_allclose(fused.lse, plain.lse, rtol=1e-12 if tight else 1e-5)
+    top2 = np.sort(plain.q, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > (0.0 if tight else 1e-4)  # not a float32 near tie
+    np.testing.assert_array_equal(fused.labels[clear], np.argmax(plain.q, axis=1)[clear])
+    np.testing.assert_allclose(resp, ref_stats.resp, rtol=1e-10 if tight else 1e-5)
+    rtol = 1e-8 if tight else 1e-5
+    np.testing.assert_allclose(first, ref_stats.first, rtol=rtol, atol=rtol * n)
+    np.testing.assert_allclose(second, ref_stats.second, rtol=rtol, atol=rtol * n)
