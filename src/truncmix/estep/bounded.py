@@ -106,10 +106,10 @@ class Bounded(Exhaustive):
         """Per-block statistics buffers ``resp, first, second, totals``, reused between passes.
 
         The kernel writes every block's share (zeroing it first), so the
-        buffers need no clearing; reusing them spares the page faults of fresh
-        ones, which the kernel paid on first touch (``first`` is 16 MB at
-        C = 1 000, D = 64 with 32 blocks). The moments handed on are sums
-        over the blocks, new arrays, so nothing refers to the buffers.
+        buffers need no clearing and are not allocated again every pass
+        (``first`` is 16 MB at C = 1 000, D = 64 with 32 blocks). The moments
+        handed on are sums over the blocks, new arrays, so nothing refers to
+        the buffers.
         """
         shape = (blocks, C, D)
         if self._statistics is None or self._statistics[0] != shape:

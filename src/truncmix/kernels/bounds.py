@@ -456,9 +456,8 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
         s = (n * blk) // n_blocks
         e = (n * (blk + 1)) // n_blocks
         # the block's statistics start from zero here, in the thread that adds
-        # to them: the caller's buffers are reused from pass to pass (fresh
-        # ones are zeroed page by page by the OS on first touch: ``first``
-        # is 16 MB per call at C = 1 000, D = 64, with 32 blocks)
+        # to them, so the caller can reuse its buffers from pass to pass
+        # (``first`` is 16 MB at C = 1 000, D = 64, with 32 blocks)
         for c in range(C):
             resp[blk, c] = 0.0
             second[blk, c] = 0.0
@@ -475,9 +474,8 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
         # that about 1.5x faster at 16 features (12.7 against 19.3 ms for all
         # 1M x 16 rows with C = 100 in float32, tiles of 256, scratch)
         buf = np.zeros((D, tile), means_m2.dtype)
-        # the product, written in place tile after tile: a fresh (P, tile)
-        # array per tile (512 KB at C = 1 000) went to mmap and back, and its
-        # pages were zeroed by the kernel at every first touch
+        # the product, written in place tile after tile rather than into a
+        # fresh (P, tile) array per tile (512 KB at C = 1 000)
         prod_t = np.empty((P, tile), means_m2.dtype)
         rows = np.empty(tile, np.int64)
         near_t = np.empty((G, tile), means_m2.dtype)
