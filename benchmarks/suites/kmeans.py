@@ -49,7 +49,8 @@ def timed_iterations(algorithm):
     call of the loop's iteration function (``lloyd_iter_chunked_dense`` or
     ``elkan_iter_chunked_dense``: assignment and new centres) to the start of
     the next (which takes in the loop's own convergence test and label copy);
-    the last iteration counts its call alone. scikit-learn's single-run
+    the last iteration runs to the start of the labels' pass after the loop,
+    or to the end of its call when there is none. scikit-learn's single-run
     functions look the iteration function up in their module on every fit,
     so it is swapped there for the block's duration.
     """

@@ -100,7 +100,7 @@ class Bounded(Exhaustive):
         self._movers = np.empty(0, np.int64)
         self._groups = None
         self._magnitudes = {}  # (start, rows, address) -> largest |value| of a float64 chunk
-        self._statistics = None  # the per-block statistics buffers of the last pass
+        self._statistics = {}  # (blocks, C, D) -> per-block statistics buffers
 
     def _block_statistics(self, blocks, C, D):
         """Per-block statistics buffers ``resp, first, second, totals``, reused between passes.
@@ -109,13 +109,14 @@ class Bounded(Exhaustive):
         buffers need no clearing and are not allocated again every pass
         (``first`` is 16 MB at C = 1 000, D = 64 with 32 blocks). The moments
         handed on are sums over the blocks, new arrays, so nothing refers to
-        the buffers.
+        the buffers. Kept per shape: the chunks of one pass may differ in
+        their number of blocks (93 206 and 6 794 rows at 100k x 64, C = 1 000).
         """
         shape = (blocks, C, D)
-        if self._statistics is None or self._statistics[0] != shape:
-            self._statistics = (shape, (np.empty((blocks, C)), np.empty(shape),
-                                        np.empty((blocks, C)), np.empty((blocks, 2))))
-        return self._statistics[1]
+        if shape not in self._statistics:
+            self._statistics[shape] = (np.empty((blocks, C)), np.empty(shape),
+                                       np.empty((blocks, C)), np.empty((blocks, 2)))
+        return self._statistics[shape]
 
     def n_groups(self, n_components):
         """G: about C/10, fewer when the bounds would exceed :data:`BOUND_MEMORY`.
