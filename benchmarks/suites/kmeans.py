@@ -57,7 +57,13 @@ def timed_iterations(algorithm):
     import sklearn.cluster._kmeans as skk
 
     name = {"lloyd": "lloyd_iter_chunked_dense", "elkan": "elkan_iter_chunked_dense"}[algorithm]
-    original = getattr(skk, name)
+    original = getattr(skk, name, None)
+    loop = []
+    if original is None:
+        # another scikit-learn layout: no in-loop times (in_loop_mean then
+        # falls back to the difference of whole fits)
+        yield loop
+        return
     starts, ends = [], []
 
     def timed(*args, **kwargs):
@@ -71,7 +77,6 @@ def timed_iterations(algorithm):
         ends.append(time.perf_counter())
         return out
 
-    loop = []
     setattr(skk, name, timed)
     try:
         yield loop
@@ -87,6 +92,9 @@ def timed_iterations(algorithm):
 def in_loop_mean(res, name, first, last):
     """The least, over a runner's fits of at least ``last`` iterations, of its mean time over iterations ``first..last`` (1-based).
 
+    Falls back to the difference of whole fits (``per_iter``) when no fit
+    was timed inside its loop.
+
     Iterations timed inside the loop, not as the difference of two whole fits:
     on a shared machine whose speed changes from second to second the
     difference of the best of a few fits at each count can come out far too
@@ -95,7 +103,9 @@ def in_loop_mean(res, name, first, last):
     """
     values = [float(np.mean(e["loop"][first - 1 : last])) for e in res[name]["extras"]
               if e.get("loop") is not None and len(e["loop"]) >= last]
-    return min(values) if values else float("nan")
+    # no fit timed inside (a scikit-learn without the functions timed_iterations
+    # swaps): the difference of whole fits
+    return min(values) if values else res[name]["per_iter"]
 
 
 def runners(X, init, seed=0):
