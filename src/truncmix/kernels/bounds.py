@@ -23,6 +23,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .vector_scan import scan_tile
+
 #: a group is searched unless its bound exceeds the best distance by this
 #: relative margin (covers the rounding of the float64 distances)
 CHECK_MARGIN = 1e-9
@@ -74,83 +76,18 @@ def _sq_norm(x):  # pragma: no cover - compiled
     return s
 
 
-@nb.njit(fastmath={"nnan", "reassoc", "nsz", "contract"})
-def _tile_scan(prod_t, norms2_t, filled, near, least, least2, pos):  # pragma: no cover - compiled
-    """Group minima, least, second least and its place, in one sweep of a tile.
+@nb.njit(inline="always")
+def _tile_value(buf, r, means_m2, norms2_t, p):  # pragma: no cover - compiled
+    """``v = ||mu_p||^2 + (-2 mu_p . x_r)`` for column ``r`` of a tile, in the products' dtype.
 
-    ``prod_t`` (S G, T) holds ``-2 mu_p . x_r`` for the means in member-major
-    order (position ``p = j G + g``) and the tile's rows as columns; with
-    ``v[p, r] = norms2_t[p] + prod_t[p, r]`` (``||x - mu||^2 - ||x||^2``,
-    expanded), in the products' dtype, for the first ``filled`` rows:
-    ``near[g, r]`` the least ``v`` of group ``g``, ``least[r]`` and
-    ``least2[r]`` the least and second least ``v`` over all means, ``pos[r]``
-    the ``p`` of the least (the first on ties). Every inner loop runs along
-    the rows, so it is vectorised whatever G and S are.
+    For the rare rows whose least has near ties: the same expanded value
+    :func:`~truncmix.kernels.vector_scan.scan_tile` computes, possibly rounded
+    another way (summed in another order), within the same bound.
     """
-    P = norms2_t.shape[0]
-    G = near.shape[0]
-    for g in range(G):
-        ng = near[g]
-        for r in range(filled):
-            ng[r] = np.inf
-    for r in range(filled):
-        least[r] = np.inf
-        least2[r] = np.inf
-        pos[r] = 0
-    # the group minima, one mean a step (one array written: vectorised); one
-    # group's is the least, copied below
-    for p in range(P if G > 1 else 0):
-        ng = near[p % G]
-        pr = prod_t[p]
-        n2 = norms2_t[p]
-        for r in range(filled):
-            ng[r] = min(ng[r], n2 + pr[r])
-    # least, second least and place, four means a step: the running ones are
-    # loaded and stored once per four (the sweep is bound by stores)
-    P4 = P - P % 4
-    for p in range(0, P4, 4):
-        pr0 = prod_t[p]
-        pr1 = prod_t[p + 1]
-        pr2 = prod_t[p + 2]
-        pr3 = prod_t[p + 3]
-        n0 = norms2_t[p]
-        n1 = norms2_t[p + 1]
-        n2 = norms2_t[p + 2]
-        n3 = norms2_t[p + 3]
-        q0 = np.int32(p)
-        q1 = np.int32(p + 1)
-        q2 = np.int32(p + 2)
-        q3 = np.int32(p + 3)
-        for r in range(filled):
-            v0 = n0 + pr0[r]
-            v1 = n1 + pr1[r]
-            v2 = n2 + pr2[r]
-            v3 = n3 + pr3[r]
-            # least, second least and place of the four (first on ties)
-            a = min(v0, v1)
-            ia = q1 if v1 < v0 else q0
-            b = min(v2, v3)
-            ib = q3 if v3 < v2 else q2
-            lo = min(a, b)
-            il = ib if b < a else ia
-            sec = min(max(a, b), max(v0, v1), max(v2, v3))
-            # merged with the running ones
-            least2[r] = min(least2[r], max(least[r], lo), sec)
-            pos[r] = il if lo < least[r] else pos[r]
-            least[r] = min(least[r], lo)
-    for p in range(P4, P):
-        pr = prod_t[p]
-        n2 = norms2_t[p]
-        pp = np.int32(p)
-        for r in range(filled):
-            v = n2 + pr[r]
-            least2[r] = min(least2[r], max(least[r], v))
-            pos[r] = pp if v < least[r] else pos[r]
-            least[r] = min(least[r], v)
-    if G == 1:
-        ng = near[0]
-        for r in range(filled):
-            ng[r] = least[r]
+    dot = buf[0, r] * means_m2[p, 0]
+    for d in range(1, buf.shape[0]):
+        dot += buf[d, r] * means_m2[p, d]
+    return norms2_t[p] + dot
 
 
 @nb.njit
@@ -363,10 +300,12 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
     group bounds by the groups' drift. A point with no bound at or below ``u``
     keeps its label. A point with a few such groups scores their members by
     one dot product each; the others are gathered in tiles and scored against
-    every mean by one matrix product per tile, which also refreshes all their
-    bounds. Both use the expanded form, whose rounding is bounded: when more
-    than one mean lies within that bound of the least, those means are
-    re-scored unexpanded; otherwise the one is the exact argmin.
+    every mean (:func:`~truncmix.kernels.vector_scan.scan_tile`: the dot
+    products and the sweep for the least, second least and group minima in
+    one), which also refreshes all their bounds. Both use the expanded form,
+    whose rounding is bounded: when more than one mean lies within that bound
+    of the least, those means are re-scored unexpanded; otherwise the one is
+    the exact argmin.
 
     IN:  X (n, D) float32/float64; weights (n,) float64 (empty: every
          row weighs 1); means (C, D)
@@ -449,6 +388,19 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
     sum_unit = SUM_ROUNDINGS * gemm_unit + 1e-14
     # float64 rows multiplied in float32 (see FLOAT32_PRODUCTS)
     cast = X.itemsize != means_m2.itemsize
+    # the product rows again in group-major order for scan_tile, which keeps
+    # a group's least in registers while it scores the group's members
+    means_g = np.empty((P, D), means_m2.dtype)
+    norms2_g = np.empty(P, means_m2.dtype)
+    place_g = np.empty(P, np.int32)
+    for g in range(G):
+        for j in range(S):
+            p = j * G + g
+            q = g * S + j
+            place_g[q] = p
+            norms2_g[q] = norms2_t[p]
+            for d in range(D):
+                means_g[q, d] = means_m2[p, d]
     # no array expressions outside the prange below: with parallel=True each
     # would be a parallel region of its own, and every region start waits for
     # all threads (ruinous on a busy machine)
@@ -468,15 +420,9 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
         bound = np.empty(G)
         searched = np.empty(G, np.bool_)
         diff = np.empty(D)
-        # the tile's rows as columns: the product is (S G, tile) and every
-        # scan of it runs along the rows (see _tile_scan). Stored (D, tile),
-        # the product's second factor is not transposed: OpenBLAS multiplies
-        # that about 1.5x faster at 16 features (12.7 against 19.3 ms for all
-        # 1M x 16 rows with C = 100 in float32, tiles of 256, scratch)
+        # the tile's rows as columns, scored 16 side by side (scan_tile);
+        # zeros at first, so the rows past a tile's last are finite
         buf = np.zeros((D, tile), means_m2.dtype)
-        # the product, written in place tile after tile rather than into a
-        # fresh (P, tile) array per tile (512 KB at C = 1 000)
-        prod_t = np.empty((P, tile), means_m2.dtype)
         rows = np.empty(tile, np.int64)
         near_t = np.empty((G, tile), means_m2.dtype)
         bound_t = np.empty((G, tile), np.float32)
@@ -641,8 +587,7 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
             if not cast:
                 # the rows are the tile's columns as they are
                 _tile_norms(buf, filled, xx)
-            np.dot(means_m2, buf, prod_t)
-            _tile_scan(prod_t, norms2_t, filled, near_t, least, least2, pos)
+            scan_tile(means_g, norms2_g, place_g, buf, filled, near_t, least, least2, pos)
             top_xx = _tile_limits(xx, filled, least, slope, sum_unit, top2, const, limit, shift)
             count += filled * P
             for r in range(filled):
@@ -667,7 +612,7 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                             continue
                         for j in range(S):
                             p = j * G + g
-                            if np.float64(norms2_t[p] + prod_t[p, r]) <= lim:
+                            if np.float64(_tile_value(buf, r, means_m2, norms2_t, p)) <= lim:
                                 c = flat[p]
                                 d2 = _sq_dist(X[ii], means[c])
                                 count += 1
@@ -679,7 +624,7 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                     for j in range(S):
                         p = j * G + g0
                         if flat[p] != best:
-                            m = min(m, np.float64(norms2_t[p] + prod_t[p, r]))
+                            m = min(m, np.float64(_tile_value(buf, r, means_m2, norms2_t, p)))
                 near_t[g0, r] = m
                 count += 1
                 wi = _weight(weights, ii)
