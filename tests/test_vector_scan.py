@@ -97,3 +97,11 @@ def test_the_rows_are_scored_in_blocks_of_ROWS_whatever_tile_width():
         for a, b in zip(part[1:], whole[1:]):
             np.testing.assert_array_equal(a[:filled], b[:filled])
         np.testing.assert_array_equal(part[0][:, :filled], whole[0][:, :filled])
+
+
+def test_pass_tiles_hold_whole_blocks_of_ROWS():
+    # scan_tile scores up to the next multiple of ROWS past the filled rows:
+    # the k-means pass's tiles must have that many columns
+    from truncmix.kernels.bounds import pass_tile
+
+    assert all(pass_tile(C) % ROWS == 0 for C in [1, 2, 15, 16, 100, 511, 1000, 8000, 10**6])
