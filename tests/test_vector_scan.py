@@ -105,3 +105,30 @@ def test_pass_tiles_hold_whole_blocks_of_ROWS():
     from truncmix.kernels.bounds import pass_tile
 
     assert all(pass_tile(C) % ROWS == 0 for C in [1, 2, 15, 16, 100, 511, 1000, 8000, 10**6])
+
+
+@pytest.mark.parametrize("change", ["tile_short", "means_not_groups", "norms_short", "features"])
+def test_inconsistent_shapes_raise_instead_of_reading_past_the_arrays(change):
+    rng = np.random.default_rng(9)
+    G, S, D, T = 2, 5, 8, 2 * ROWS
+    means, norms, place, tile = layout(rng, G, S, D, T, np.float32, integer=True)
+    filled = T
+    if change == "tile_short":
+        filled = T + 1  # rounds up past the tile's columns
+    elif change == "means_not_groups":
+        means, norms, place = means[:-1].copy(), norms[:-1].copy(), place[:-1].copy()
+    elif change == "norms_short":
+        norms = norms[:-1].copy()
+    else:
+        tile = np.ascontiguousarray(tile[:-1])
+    with pytest.raises(ValueError, match="inconsistent array shapes"):
+        scan(means, norms, place, tile, filled, G)
+
+
+def test_strided_arrays_are_refused_at_compile_time():
+    rng = np.random.default_rng(10)
+    means, norms, place, tile = layout(rng, 1, 4, 8, 2 * ROWS, np.float32, integer=True)
+    wide = np.zeros((8, 4 * ROWS), np.float32)
+    wide[:, ::2] = tile
+    with pytest.raises(Exception, match="(?i)typing|resolution|scan_rows"):
+        scan(means, norms, place, wide[:, ::2], 2 * ROWS, 1)

@@ -160,6 +160,12 @@ def _scan_rows(typingctx, means, norms, perm, tile, near, least, least2, pos, g_
     if dtype not in _SHAPES or any(getattr(a, "dtype", None) != means.dtype
                                    for a in (norms, tile, near, least, least2)):
         return None
+    # the IR indexes the arrays as C-contiguous blocks: no other layout
+    if any(getattr(a, "layout", None) != "C" for a in (means, norms, perm, tile, near, least,
+                                                        least2, pos)):
+        return None
+    if perm.dtype != types.int32 or pos.dtype != types.int32:
+        return None
     lanes, row_vectors, block = _SHAPES[dtype]
     sig = types.void(means, norms, perm, tile, near, least, least2, pos, types.int64, types.int64,
                      types.int64)
@@ -188,6 +194,12 @@ def scan_tile(means, norms, perm, tile, filled, near, least, least2, pos):  # pr
     G = near.shape[0]
     S = means.shape[0] // G
     end = filled + (-filled) % ROWS
+    # the compiled loops index without checks: every array must be large enough
+    if (G < 1 or S * G != means.shape[0] or norms.shape[0] != means.shape[0]
+            or perm.shape[0] != means.shape[0] or tile.shape[0] != means.shape[1]
+            or filled < 0 or end > tile.shape[1] or end > near.shape[1] or end > least.shape[0]
+            or end > least2.shape[0] or end > pos.shape[0]):
+        raise ValueError("scan_tile: inconsistent array shapes")
     for r in range(end):
         least[r] = np.inf
         least2[r] = np.inf
