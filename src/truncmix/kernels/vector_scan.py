@@ -33,11 +33,12 @@ from numba.extending import intrinsic
 #: rows scored together (a multiple of every dtype's vector width times its
 #: row vectors); tiles are sized in multiples of it
 ROWS = 16
+#: bytes of means scored against a whole tile at a time (half of a 32 KB L1)
+CHUNK_BYTES = 16384
 #: per dtype: lanes per vector, row vectors, means per block. Float32: 2 x 8
 #: rows and 5 means keep 10 accumulators in the 16 AVX registers (4 and 6
 #: means were no faster on Zen 3, scratch); float64: 4 x 4 rows and 2 means
-#: bytes of means scored against a whole tile at a time (half of a 32 KB L1)
-CHUNK_BYTES = 16384
+#: (3 means were slower)
 _SHAPES = {np.dtype(np.float32): (8, 2, 5), np.dtype(np.float64): (4, 4, 2)}
 
 
@@ -54,7 +55,7 @@ def _emit_scan(context, builder, sig, args, lanes, row_vectors, block):
     G = cgutils.unpack_tuple(builder, near.shape, 2)[0]
     S = builder.sdiv(n_means, G)
     # a * b + c, fused where the CPU has it (either rounding is covered)
-    name = f"llvm.fmuladd.v{lanes}{'f32' if lanes == 8 else 'f64'}"
+    name = f"llvm.fmuladd.v{lanes}{'f32' if sig.args[0].dtype == types.float32 else 'f64'}"
     muladd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), name)
     zeros = ir.Constant(ivec, [0] * lanes)
 
@@ -129,8 +130,8 @@ def _emit_scan(context, builder, sig, args, lanes, row_vectors, block):
         full = builder.sdiv(S, const(block))
         with cgutils.for_range(builder, full) as blocks:
             score_block(builder.add(start, builder.mul(blocks.index, const(block))), block)
-        # the rest of the group in one block of its size (a block of one mean
-        # a time would wait on the adder's latency)
+        # the rest of the group in one block of its size (one mean at a time,
+        # each multiply-add would wait for the one before)
         rest = builder.sub(S, builder.mul(full, const(block)))
         q = builder.add(start, builder.mul(full, const(block)))
         after = builder.append_basic_block("rest_done")
