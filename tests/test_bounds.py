@@ -18,7 +18,8 @@ from truncmix import KMeans, TruncatedGaussianMixture
 from truncmix._threads import single_threaded_blas
 from truncmix.estep.bounded import Bounded
 from truncmix.kernels import _reference as ref
-from truncmix.kernels.bounds import _tile_norms, group_components, pass_tile, yinyang_pass_into
+from truncmix.kernels.bounds import (_tile_norms, group_components, pass_tile, product_rows,
+                                     yinyang_pass_into)
 from truncmix.stats import Outliers
 
 from .test_free_energy import assert_monotone
@@ -62,7 +63,7 @@ def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=N
     previous = np.where(labels_in >= 0, labels_in, 0).astype(np.int32)
     with single_threaded_blas():
         yinyang_pass_into(
-            X, np.empty(0) if unit else w, means, means_m2(means, members, product), alive,
+            X, np.empty(0) if unit else w, means, product_rows(means, members, product), alive,
             labels_in, lower, members, group_of, drift, movers, step, own2_in,
             float(np.finfo(product).eps) / 2, max(1, C // 8) if direct_limit is None else direct_limit,
             pass_tile(C), blocks, 1.0, 0.0, own2, previous, labels, dist2, resp, first, second, totals,
@@ -85,13 +86,6 @@ def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=N
     whole = Outliers.from_chunk(dist2, w, X, 5, 8)
     np.testing.assert_array_equal(among.rows, whole.rows)
     return labels, dist2, resp.sum(0), first.sum(0), second.sum(0), int(evals.sum())
-
-
-def means_m2(means, members, dtype):
-    flat = members.ravel()
-    out = np.zeros((flat.size, means.shape[1]), dtype)
-    out[flat >= 0] = means[flat[flat >= 0]]
-    return -2 * out
 
 
 def lloyd_step(means, out):

@@ -14,7 +14,7 @@ from truncmix.kernels.vector_scan import ROWS, scan_tile
 
 
 def layout(rng, G, S, D, T, dtype, integer, dead=()):
-    """Group-major means, their norms (+inf for ``dead``), places, and a (D, T) tile."""
+    """Group-major means, their norms (+inf for ``dead``) and a (D, T) tile."""
     P = G * S
     if integer:
         means = rng.integers(-3, 4, (P, D)).astype(dtype)
@@ -24,8 +24,7 @@ def layout(rng, G, S, D, T, dtype, integer, dead=()):
         tile = (rng.standard_normal((D, T)) + 0.5).astype(dtype)
     norms = (means.astype(np.float64) ** 2).sum(axis=1).astype(dtype) / 4
     norms[list(dead)] = np.inf
-    place = rng.permutation(P).astype(np.int32)
-    return means, norms, place, tile
+    return means, norms, tile
 
 
 def exact_scores(means, norms, tile):
@@ -33,13 +32,13 @@ def exact_scores(means, norms, tile):
     return norms.astype(np.float64)[:, None] + means.astype(np.float64) @ tile.astype(np.float64)
 
 
-def scan(means, norms, place, tile, filled, G):
+def scan(means, norms, tile, filled, G):
     T = tile.shape[1]
     dtype = means.dtype
     near = np.full((G, T), np.nan, dtype)
     least, least2 = np.full(T, np.nan, dtype), np.full(T, np.nan, dtype)
     pos = np.full(T, -7, np.int32)
-    scan_tile(means, norms, place, tile, filled, near, least, least2, pos)
+    scan_tile(means, norms, tile, filled, near, least, least2, pos)
     return near, least, least2, pos
 
 
@@ -49,16 +48,16 @@ def scan(means, norms, place, tile, filled, G):
 def test_integer_scores_are_exact_and_the_first_least_is_placed(dtype, G, S, D):
     rng = np.random.default_rng(G * 1000 + S * 10 + D)
     T = 3 * ROWS
-    means, norms, place, tile = layout(rng, G, S, D, T, dtype, integer=True, dead=[S - 1])
+    means, norms, tile = layout(rng, G, S, D, T, dtype, integer=True, dead=[S - 1])
     filled = T - 5
-    near, least, least2, pos = scan(means, norms, place, tile, filled, G)
+    near, least, least2, pos = scan(means, norms, tile, filled, G)
     v = exact_scores(means, norms, tile)[:, :filled]
     order = np.sort(v, axis=0)
     np.testing.assert_array_equal(least[:filled], order[0])
     np.testing.assert_array_equal(least2[:filled], order[1])
     np.testing.assert_array_equal(near[:, :filled], v.reshape(G, S, filled).min(axis=1))
     # first in group-major order on ties (integer data has many)
-    np.testing.assert_array_equal(pos[:filled], place[np.argmin(v, axis=0)])
+    np.testing.assert_array_equal(pos[:filled], np.argmin(v, axis=0))
     # past ``filled``: the rest of its ROWS block is written, nothing after
     end = filled + (-filled) % ROWS
     assert np.isnan(least[end:]).all() and (pos[end:] == -7).all()
@@ -69,8 +68,8 @@ def test_integer_scores_are_exact_and_the_first_least_is_placed(dtype, G, S, D):
 def test_scores_are_within_the_dot_product_rounding_bound(dtype, G, S, D):
     rng = np.random.default_rng(D + S)
     T = 4 * ROWS
-    means, norms, place, tile = layout(rng, G, S, D, T, dtype, integer=False)
-    near, least, least2, pos = scan(means, norms, place, tile, T, G)
+    means, norms, tile = layout(rng, G, S, D, T, dtype, integer=False)
+    near, least, least2, pos = scan(means, norms, tile, T, G)
     v = exact_scores(means, norms, tile)
     # a dot product of D terms and the sum with the norm, any order
     u = np.finfo(dtype).eps / 2
@@ -83,17 +82,16 @@ def test_scores_are_within_the_dot_product_rounding_bound(dtype, G, S, D):
     near_exact = v.reshape(G, S, T).min(axis=1)
     assert (np.abs(near - near_exact) <= bound).all()
     # the placed mean's exact score is within twice the bound of the least
-    chosen = np.argsort(place)[pos]
-    assert (v[chosen, np.arange(T)] <= order[0] + 2 * bound).all()
+    assert (v[pos, np.arange(T)] <= order[0] + 2 * bound).all()
     assert (least2 >= least).all()
 
 
 def test_the_rows_are_scored_in_blocks_of_ROWS_whatever_tile_width():
     rng = np.random.default_rng(5)
-    means, norms, place, tile = layout(rng, 2, 5, 8, 5 * ROWS, np.float32, integer=True)
-    whole = scan(means, norms, place, tile, 5 * ROWS, 2)
+    means, norms, tile = layout(rng, 2, 5, 8, 5 * ROWS, np.float32, integer=True)
+    whole = scan(means, norms, tile, 5 * ROWS, 2)
     for filled in (1, ROWS, ROWS + 1, 3 * ROWS - 1):
-        part = scan(means, norms, place, tile, filled, 2)
+        part = scan(means, norms, tile, filled, 2)
         for a, b in zip(part[1:], whole[1:]):
             np.testing.assert_array_equal(a[:filled], b[:filled])
         np.testing.assert_array_equal(part[0][:, :filled], whole[0][:, :filled])
@@ -111,24 +109,24 @@ def test_pass_tiles_hold_whole_blocks_of_ROWS():
 def test_inconsistent_shapes_raise_instead_of_reading_past_the_arrays(change):
     rng = np.random.default_rng(9)
     G, S, D, T = 2, 5, 8, 2 * ROWS
-    means, norms, place, tile = layout(rng, G, S, D, T, np.float32, integer=True)
+    means, norms, tile = layout(rng, G, S, D, T, np.float32, integer=True)
     filled = T
     if change == "tile_short":
         filled = T + 1  # rounds up past the tile's columns
     elif change == "means_not_groups":
-        means, norms, place = means[:-1].copy(), norms[:-1].copy(), place[:-1].copy()
+        means, norms = means[:-1].copy(), norms[:-1].copy()
     elif change == "norms_short":
         norms = norms[:-1].copy()
     else:
         tile = np.ascontiguousarray(tile[:-1])
     with pytest.raises(ValueError, match="inconsistent array shapes"):
-        scan(means, norms, place, tile, filled, G)
+        scan(means, norms, tile, filled, G)
 
 
 def test_strided_arrays_are_refused_at_compile_time():
     rng = np.random.default_rng(10)
-    means, norms, place, tile = layout(rng, 1, 4, 8, 2 * ROWS, np.float32, integer=True)
+    means, norms, tile = layout(rng, 1, 4, 8, 2 * ROWS, np.float32, integer=True)
     wide = np.zeros((8, 4 * ROWS), np.float32)
     wide[:, ::2] = tile
     with pytest.raises(Exception, match="(?i)typing|resolution|scan_rows"):
-        scan(means, norms, place, wide[:, ::2], 2 * ROWS, 1)
+        scan(means, norms, wide[:, ::2], 2 * ROWS, 1)

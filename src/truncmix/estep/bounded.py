@@ -162,18 +162,6 @@ class Bounded(Exhaustive):
         padded = np.where(members >= 0, step[np.maximum(members, 0)], 0.0)
         self._drift = padded.max(axis=0)
 
-    def _means_m2(self, means, dtype):
-        """``-2`` times the means (exact), as product rows in member-major order.
-
-        Zero rows pad the groups.
-        """
-        members = self._groups[0].ravel()
-        out = np.zeros((members.shape[0], means.shape[1]), dtype)
-        real = members >= 0
-        out[real] = means[members[real]]
-        out *= -2
-        return out
-
     def _product_dtype(self, X, means, start):
         """float32 for float32 rows, and for float64 rows and means of moderate magnitude.
 
@@ -205,7 +193,7 @@ class Bounded(Exhaustive):
         # expanded form in X's dtype)
         fresh = mixture is not self._mixture
         from .._threads import single_threaded_blas
-        from ..kernels.bounds import pass_blocks, pass_tile, yinyang_pass_into
+        from ..kernels.bounds import pass_blocks, pass_tile, product_rows, yinyang_pass_into
 
         n, D = X.shape
         C = mixture.n_components
@@ -252,7 +240,7 @@ class Bounded(Exhaustive):
         with single_threaded_blas():
             yinyang_pass_into(
                 np.ascontiguousarray(X), weights, means,
-                self._means_m2(means, product), np.ascontiguousarray(mixture.alive),
+                product_rows(means, members, product), np.ascontiguousarray(mixture.alive),
                 labels_in, lower, members, group_of, drift, movers, step, own2_in,
                 float(np.finfo(product).eps) / 2, max(1, C // DIRECT_COST), pass_tile(C), blocks,
                 lse_scale, lse_const, own2, previous, labels, lse, resp, first, second, totals,

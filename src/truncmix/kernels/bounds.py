@@ -77,17 +77,19 @@ def _sq_norm(x):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _tile_value(buf, r, means_m2, norms2_t, p):  # pragma: no cover - compiled
-    """``v = ||mu_p||^2 + (-2 mu_p . x_r)`` for column ``r`` of a tile, in the products' dtype.
+def _expanded(X, i, means_m2, norms2, p):  # pragma: no cover - compiled
+    """``v = ||mu_p||^2 + x_i . (-2 mu_p)`` (``||x - mu||^2 - ||x||^2``), one mean at a time.
 
-    For the rare rows whose least has near ties: the same expanded value
-    :func:`~truncmix.kernels.vector_scan.scan_tile` computes, possibly rounded
-    another way (summed in another order), within the same bound.
+    The dot product in the products' dtype (X's, or float32 means times
+    float64 rows: no rounding beyond what the bound takes), the sum with the
+    float64 squared norm in float64. Within the same rounding bound as
+    :func:`~truncmix.kernels.vector_scan.scan_tile`'s values, though rounded
+    otherwise.
     """
-    dot = buf[0, r] * means_m2[p, 0]
-    for d in range(1, buf.shape[0]):
-        dot += buf[d, r] * means_m2[p, d]
-    return norms2_t[p] + dot
+    dot = X[i, 0] * means_m2[p, 0]
+    for d in range(1, X.shape[1]):
+        dot += X[i, d] * means_m2[p, d]
+    return norms2[p] + np.float64(dot)
 
 
 @nb.njit
@@ -312,11 +314,11 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
          float64; alive (C,) bool (dead components are never chosen);
          labels_in (n,) int32, each point's label when its bounds were made
          (-1: unknown, the point is scored against every mean);
-         members (S, G) int64: member j of group g (-1: padding), so that a
-         run of G products holds the j-th members of all groups side by
-         side; group_of (C,) int64;
-         means_m2 (S G, D) the means times -2 (exact), in ``members``
-         order (zero rows for padding), for the products: in X's dtype, or
+         members (S, G) int64: member j of group g (-1: padding);
+         group_of (C,) int64;
+         means_m2 (G S, D) the means times -2 (exact), group-major (row
+         ``g S + j`` is member j of group g, zero rows for padding: a
+         group's members are scored side by side), in X's dtype, or
          float32 for float64 rows and means within :data:`FLOAT32_PRODUCTS`
          (the rounding bounds cover the casts; the labels stay exact);
          group_drift (G,) float64: how far the group's members moved at most
@@ -363,8 +365,12 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
     C = means.shape[0]
     S, G = members.shape
     P = S * G
-    flat = members.ravel()
-    # squared norms in the products' column order, in float64 and in X's
+    # the components in means_m2's (group-major) order
+    flat = np.empty(P, np.int64)
+    for g in range(G):
+        for j in range(S):
+            flat[g * S + j] = members[j, g]
+    # squared norms in means_m2's order, in float64 and in the products'
     # dtype; padding and dead means are never chosen (DEAD is +inf in float32)
     norms2 = np.empty(P)
     norms2_t = np.empty(P, means_m2.dtype)
@@ -388,19 +394,6 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
     sum_unit = SUM_ROUNDINGS * gemm_unit + 1e-14
     # float64 rows multiplied in float32 (see FLOAT32_PRODUCTS)
     cast = X.itemsize != means_m2.itemsize
-    # the product rows again in group-major order for scan_tile, which keeps
-    # a group's least in registers while it scores the group's members
-    means_g = np.empty((P, D), means_m2.dtype)
-    norms2_g = np.empty(P, means_m2.dtype)
-    place_g = np.empty(P, np.int32)
-    for g in range(G):
-        for j in range(S):
-            p = j * G + g
-            q = g * S + j
-            place_g[q] = p
-            norms2_g[q] = norms2_t[p]
-            for d in range(D):
-                means_g[q, d] = means_m2[p, d]
     # no array expressions outside the prange below: with parallel=True each
     # would be a parallel region of its own, and every region start waits for
     # all threads (ruinous on a busy machine)
@@ -519,13 +512,8 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                             continue
                         # padding and dead means come out near DEAD
                         for j in range(S):
-                            p = j * G + g
-                            # x . (-2 mu) in the products' dtype (X's or
-                            # float32 times X's), as the rounding bound takes it
-                            dot = X[i, 0] * means_m2[p, 0]
-                            for d in range(1, D):
-                                dot += X[i, d] * means_m2[p, d]
-                            v = norms2[p] + np.float64(dot)
+                            p = g * S + j
+                            v = _expanded(X, i, means_m2, norms2, p)
                             row_v[p] = v
                             vmin = min(vmin, v)
                         count += S
@@ -536,7 +524,7 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                         if not searched[g]:
                             continue
                         for j in range(S):
-                            p = j * G + g
+                            p = g * S + j
                             c = flat[p]
                             if row_v[p] <= lim and c != a:
                                 d2 = _sq_dist(x, means[c])
@@ -549,7 +537,7 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                         if searched[g]:
                             m = np.inf
                             for j in range(S):
-                                p = j * G + g
+                                p = g * S + j
                                 if flat[p] != best:
                                     m = min(m, row_v[p])
                             lower[i, g] = np.float32(np.sqrt(max(m + lift, 0.0)) * STORE_SHRINK)
@@ -587,7 +575,7 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
             if not cast:
                 # the rows are the tile's columns as they are
                 _tile_norms(buf, filled, xx)
-            scan_tile(means_g, norms2_g, place_g, buf, filled, near_t, least, least2, pos)
+            scan_tile(means_m2, norms2_t, buf, filled, near_t, least, least2, pos)
             top_xx = _tile_limits(xx, filled, least, slope, sum_unit, top2, const, limit, shift)
             count += filled * P
             for r in range(filled):
@@ -611,8 +599,8 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                         if np.float64(near_t[g, r]) > lim:
                             continue
                         for j in range(S):
-                            p = j * G + g
-                            if np.float64(_tile_value(buf, r, means_m2, norms2_t, p)) <= lim:
+                            p = g * S + j
+                            if _expanded(X, ii, means_m2, norms2, p) <= lim:
                                 c = flat[p]
                                 d2 = _sq_dist(X[ii], means[c])
                                 count += 1
@@ -622,9 +610,9 @@ def yinyang_pass_into(X, weights, means, means_m2, alive, labels_in, lower, memb
                     m = np.inf
                     g0 = group_of[best] if best >= 0 else 0
                     for j in range(S):
-                        p = j * G + g0
+                        p = g0 * S + j
                         if flat[p] != best:
-                            m = min(m, np.float64(_tile_value(buf, r, means_m2, norms2_t, p)))
+                            m = min(m, _expanded(X, ii, means_m2, norms2, p))
                 near_t[g0, r] = m
                 count += 1
                 wi = _weight(weights, ii)
@@ -659,7 +647,7 @@ def group_components(means, alive, n_groups, seed=0, n_iter=5):
     A few Lloyd steps on the means place G group centres; the means are then
     dealt to their nearest group with room left (closest pairs first), so every
     group holds ``ceil(C / G)`` members or one less. Equal sizes leave almost no
-    padding in the member-major layout of :func:`yinyang_pass_into`.
+    padding in the group-major layout of :func:`product_rows`.
 
     Parameters
     ----------
@@ -743,6 +731,30 @@ def _deal(d2, capacity):
         taken = rank < room[ask]
         group_of[who[taken]] = ask[taken]
         np.subtract.at(room, ask[taken], 1)
+
+
+def product_rows(means, members, dtype):
+    """``-2`` times the means (exact), in the group-major order :func:`yinyang_pass_into` takes.
+
+    Parameters
+    ----------
+    means : ndarray (C, D)
+    members : ndarray (S, G) int64
+        From :func:`group_components` (-1: padding).
+    dtype : numpy dtype
+        The products' dtype.
+
+    Returns
+    -------
+    ndarray (G S, D) of ``dtype``
+        Row ``g S + j`` is member ``j`` of group ``g``; zero rows pad the groups.
+    """
+    order = members.T.ravel()
+    out = np.zeros((order.shape[0], means.shape[1]), dtype)
+    real = order >= 0
+    out[real] = means[order[real]]
+    out *= -2
+    return out
 
 
 def pass_tile(n_components):

@@ -45,7 +45,7 @@ _SHAPES = {np.dtype(np.float32): (8, 2, 5), np.dtype(np.float64): (4, 4, 2)}
 def _emit_scan(context, builder, sig, args, lanes, row_vectors, block):
     """LLVM IR of :func:`_scan_rows` for one dtype (see there)."""
     arrays = [context.make_array(t)(context, builder, a) for t, a in zip(sig.args[:-3], args[:-3])]
-    means, norms, perm, tile, near, least, least2, pos = arrays
+    means, norms, tile, near, least, least2, pos = arrays
     g_start, g_stop, r0 = args[-3:]
     i64, i32 = ir.IntType(64), ir.IntType(32)
     real = context.get_value_type(sig.args[0].dtype)
@@ -109,7 +109,7 @@ def _emit_scan(context, builder, sig, args, lanes, row_vectors, block):
         for j in range(n):
             qj = builder.add(q, const(j))
             norm = splat(builder.load(builder.gep(norms.data, [qj])), vec)
-            where = splat(builder.load(builder.gep(perm.data, [qj])), ivec)
+            where = splat(builder.trunc(qj, i32), ivec)
             for h in range(row_vectors):
                 s = builder.fadd(norm, builder.load(acc[j][h]))
                 b1 = builder.load(best[h])
@@ -155,20 +155,20 @@ def _emit_scan(context, builder, sig, args, lanes, row_vectors, block):
 
 
 @intrinsic
-def _scan_rows(typingctx, means, norms, perm, tile, near, least, least2, pos, g_start, g_stop, r0):
+def _scan_rows(typingctx, means, norms, tile, near, least, least2, pos, g_start, g_stop, r0):
     """Groups ``g_start .. g_stop - 1`` against rows ``r0 .. r0 + ROWS - 1``: see :func:`scan_tile`."""
     dtype = np.dtype(means.dtype.name)
     if dtype not in _SHAPES or any(getattr(a, "dtype", None) != means.dtype
                                    for a in (norms, tile, near, least, least2)):
         return None
     # the IR indexes the arrays as C-contiguous blocks: no other layout
-    if any(getattr(a, "layout", None) != "C" for a in (means, norms, perm, tile, near, least,
-                                                        least2, pos)):
+    if any(getattr(a, "layout", None) != "C" for a in (means, norms, tile, near, least, least2,
+                                                        pos)):
         return None
-    if perm.dtype != types.int32 or pos.dtype != types.int32:
+    if pos.dtype != types.int32:
         return None
     lanes, row_vectors, block = _SHAPES[dtype]
-    sig = types.void(means, norms, perm, tile, near, least, least2, pos, types.int64, types.int64,
+    sig = types.void(means, norms, tile, near, least, least2, pos, types.int64, types.int64,
                      types.int64)
 
     def codegen(context, builder, sig, args):
@@ -178,26 +178,24 @@ def _scan_rows(typingctx, means, norms, perm, tile, near, least, least2, pos, g_
 
 
 @nb.njit(nogil=True, cache=True)
-def scan_tile(means, norms, perm, tile, filled, near, least, least2, pos):  # pragma: no cover
+def scan_tile(means, norms, tile, filled, near, least, least2, pos):  # pragma: no cover
     """Least, second least and group minima of ``v = norms + means . x`` for a tile's rows.
 
     ``means`` (G S, D) float32 or float64, C-contiguous, in group-major order
     (mean ``q = g S + j`` is member ``j`` of group ``g``); ``norms`` (G S,)
-    their squared norms in the same dtype (+inf for padding); ``perm`` (G S,)
-    int32, the number reported for mean ``q``; ``tile`` (D, T) the rows as
-    columns, T a multiple of :data:`ROWS`. For the first ``filled`` rows
-    (rounded up to ROWS: the rows after them are scored too, whatever they
-    hold) writes ``near[g, r]`` the least ``v`` of group ``g``, ``least[r]``
-    and ``least2[r]`` the least and second least over all means and
-    ``pos[r]`` the ``perm`` of the least (the first in group-major order on
-    ties).
+    their squared norms in the same dtype (+inf for padding); ``tile``
+    (D, T) the rows as columns, T a multiple of :data:`ROWS`. For the first
+    ``filled`` rows (rounded up to ROWS: the rows after them are scored too,
+    whatever they hold) writes ``near[g, r]`` the least ``v`` of group ``g``,
+    ``least[r]`` and ``least2[r]`` the least and second least over all means
+    and ``pos[r]`` (int32) the ``q`` of the least (the first on ties).
     """
     G = near.shape[0]
     S = means.shape[0] // G
     end = filled + (-filled) % ROWS
     # the compiled loops index without checks: every array must be large enough
     if (G < 1 or S * G != means.shape[0] or norms.shape[0] != means.shape[0]
-            or perm.shape[0] != means.shape[0] or tile.shape[0] != means.shape[1]
+            or tile.shape[0] != means.shape[1]
             or filled < 0 or end > tile.shape[1] or end > near.shape[1] or end > least.shape[0]
             or end > least2.shape[0] or end > pos.shape[0]):
         raise ValueError("scan_tile: inconsistent array shapes")
@@ -212,4 +210,4 @@ def scan_tile(means, norms, perm, tile, filled, near, least, least2, pos):  # pr
     for g0 in range(0, G, run):
         g1 = min(G, g0 + run)
         for r0 in range(0, end, ROWS):
-            _scan_rows(means, norms, perm, tile, near, least, least2, pos, g0, g1, r0)
+            _scan_rows(means, norms, tile, near, least, least2, pos, g0, g1, r0)
