@@ -761,12 +761,17 @@ def pass_tile(n_components):
     """Rows per tile scored against every mean: fewer with more components.
 
     The tile's per-group minima and bounds (G x tile each) should stay in L2
-    beside its rows. A multiple of :data:`~truncmix.kernels.vector_scan.ROWS`,
+    beside its rows, and its rows (copied in as columns, one scattered store
+    per feature) in L1 beside a run of means: at most 128 rows (16 KB at 32
+    float32 features). A multiple of :data:`~truncmix.kernels.vector_scan.ROWS`,
     the rows :func:`~truncmix.kernels.vector_scan.scan_tile` scores together.
-    (Tiles of 256 at C = 1 000 were no faster: 87-119 against 88-112 ms per
-    iteration, alternated, scratch.)
+    (Scratch, one thread, a replayed pass at 100k x 32, C = 100, float32: 128
+    rows against 256 took 13.4 against 14.8 ms with every row in the tile,
+    12.5 against 12.7 ms as the fourth pass of a fit; no difference at 16
+    features. Tiles of 256 at C = 1 000 were no faster: 87-119 against
+    88-112 ms per iteration, alternated.)
     """
-    return int(min(256, max(16, (1 << 17) // max(n_components, 1) // 16 * 16)))
+    return int(min(128, max(16, (1 << 17) // max(n_components, 1) // 16 * 16)))
 
 
 def pass_blocks(n_rows):
