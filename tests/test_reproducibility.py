@@ -7,6 +7,7 @@ matrix products over all rows, whose rounding depends on BLAS's thread count onc
 the problem is big enough for BLAS to split it; those fits agree to ~1e-12.
 """
 
+import os
 import warnings
 
 import numba
@@ -20,6 +21,7 @@ RNG = np.random.default_rng(4)
 # D = 40: big enough that BLAS splits its products between threads
 X = np.concatenate([RNG.normal(c, 1.0, size=(400, 40)) for c in range(6)])
 THREADS = min(2, numba.config.NUMBA_NUM_THREADS)
+THREADS_MAX = os.cpu_count() or 1  # the cores OpenBLAS starts with
 
 MODELS = {"kmeans": lambda: KMeans(6, random_state=0, n_init=2)}
 for _cov in ("isotropic", "spherical", "diag", "tied", "full"):
@@ -78,3 +80,30 @@ def test_a_randomstate_instance_is_consumed_but_an_int_is_not():
     d = TruncatedGaussianMixture(3, n_active=1, random_state=rs).fit(X)
     np.testing.assert_array_equal(c.means_, a.means_)  # the first draw is the int seed's
     assert not np.array_equal(d.means_, c.means_)  # the shared RandomState has moved on
+
+
+def test_single_threaded_blas_limits_blas_and_restores_its_count():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from truncmix._threads import single_threaded_blas
+
+    def blas_threads():
+        return sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    with threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        # two unless a library was built for one core
+        assert before and max(before) == min(2, THREADS_MAX)
+        with single_threaded_blas():
+            assert all(n == 1 for n in blas_threads())
+            with single_threaded_blas():  # nested: still one, and the outer's count kept
+                assert all(n == 1 for n in blas_threads())
+            assert all(n == 1 for n in blas_threads())
+        assert blas_threads() == before
+        # restored after an exception too
+        try:
+            with single_threaded_blas():
+                raise KeyError
+        except KeyError:
+            pass
+        assert blas_threads() == before
