@@ -15,7 +15,6 @@ from sklearn.cluster import KMeans as SkKMeans
 from sklearn.datasets import make_blobs
 
 from truncmix import KMeans, TruncatedGaussianMixture
-from truncmix._threads import single_threaded_blas
 from truncmix.estep.bounded import Bounded
 from truncmix.kernels import _reference as ref
 from truncmix.kernels.bounds import (_tile_norms, group_components, pass_tile, product_rows,
@@ -61,14 +60,13 @@ def run_pass(X, w, means, alive, labels_in, lower, groups, drift, direct_limit=N
     lowest = np.full((threads, 8), -1, np.int64)
     lowest_v, lowest_n = np.empty((threads, 8)), np.zeros(threads, np.int64)
     previous = np.where(labels_in >= 0, labels_in, 0).astype(np.int32)
-    with single_threaded_blas():
-        yinyang_pass_into(
-            X, np.empty(0) if unit else w, means, product_rows(means, members, product), alive,
-            labels_in, lower, members, group_of, drift, movers, step, own2_in,
-            float(np.finfo(product).eps) / 2, max(1, C // 8) if direct_limit is None else direct_limit,
-            pass_tile(C), blocks, 1.0, 0.0, own2, previous, labels, dist2, resp, first, second, totals,
-            changed, lowest, lowest_v, lowest_n, evals,
-        )
+    yinyang_pass_into(
+        X, np.empty(0) if unit else w, means, product_rows(means, members, product), alive,
+        labels_in, lower, members, group_of, drift, movers, step, own2_in,
+        float(np.finfo(product).eps) / 2, max(1, C // 8) if direct_limit is None else direct_limit,
+        pass_tile(C), blocks, 1.0, 0.0, own2, previous, labels, dist2, resp, first, second, totals,
+        changed, lowest, lowest_v, lowest_n, evals,
+    )
     # scores d2 (scale 1, no constant): their weighted sum and the weight
     np.testing.assert_allclose(totals.sum(0), [np.sum(w * dist2), np.sum(w)], rtol=1e-12)
     # changed labels (weighted rows); the threads' heaps of 8 weighted rows of
